@@ -1,0 +1,148 @@
+// RabbitMQ transport over rabbitmq-c 0.11. The C library stays behind pimpl; nothing here includes <amqp.h>.
+//
+// Topology (declared idempotently by every worker and the publisher):
+//   queue imgpipe.images    (ImageBatch)   consumed by preprocess, or by a fused preprocess+feature worker
+//   queue imgpipe.pixels    (PixelBatch)   consumed by feature
+//   queue imgpipe.features  (FeatureBatch) consumed by classify
+//   quorum queues, durable, x-delivery-limit, dead-lettering to exchange imgpipe.dlx -> queue imgpipe.dead
+//   queue imgpipe.results.<job> per job: durable, x-expires, so results outlive a publisher crash for a while
+// All messages are persistent and published with confirms on the default exchange.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace imgpipe {
+
+namespace queues {
+inline constexpr const char* images = "imgpipe.images";
+inline constexpr const char* pixels = "imgpipe.pixels";
+inline constexpr const char* features = "imgpipe.features";
+inline constexpr const char* dead = "imgpipe.dead";
+inline constexpr const char* dead_letter_exchange = "imgpipe.dlx";
+std::string results_for(std::string_view job_id);
+}  // namespace queues
+
+// The broker is unreachable, refused us, or dropped the connection. Workers retry these with backoff.
+class BrokerError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// amqp[s]://user:pass@host:port/vhost; missing parts take the AMQP defaults (guest:guest@localhost:5672/).
+struct BrokerAddress {
+  std::string host = "localhost";
+  int port = 5672;
+  std::string user = "guest";
+  std::string password = "guest";
+  std::string vhost = "/";
+  bool tls = false;
+  std::string ca_file;  // amqps only; peer and hostname verification are always on
+
+  static BrokerAddress parse(const std::string& url);  // throws std::invalid_argument with the reason
+  std::string redacted() const;                          // the URL with the password hidden, for logs
+};
+
+struct ConnectionOptions {
+  std::chrono::seconds heartbeat{10};
+  std::chrono::seconds connect_timeout{10};
+  int delivery_limit = 5;  // x-delivery-limit on the stage queues
+  std::chrono::milliseconds result_queue_ttl{std::chrono::hours(24)};
+  std::string client_name = "imgpipe";
+};
+
+using Headers = std::map<std::string, std::string>;
+
+struct OutgoingMessage {
+  std::string routing_key;  // queue name (default exchange)
+  std::vector<std::uint8_t> body;
+  Headers headers;  // string-valued AMQP headers, e.g. x-imgpipe-job, x-imgpipe-error
+};
+
+struct IncomingMessage {
+  std::uint64_t delivery_tag = 0;
+  bool redelivered = false;
+  std::vector<std::uint8_t> body;
+  Headers headers;  // string-valued headers only; others are ignored
+};
+
+// Logger used by the transport for connection events (connect, drop, retry). Must be thread-safe.
+using LogFn = std::function<void(std::string_view level, std::string_view line)>;
+
+struct WorkerOptions {
+  std::string queue;                          // the stage queue to consume
+  int prefetch = 4;                           // unacked deliveries held at once
+  int confirm_window = 64;                    // unconfirmed publishes before we stop taking new work
+  std::chrono::milliseconds max_backoff{std::chrono::seconds(30)};
+  ConnectionOptions connection;
+};
+
+// What the handler wants done with one delivery: publish these, then ack the delivery once every one of
+// them is confirmed by the broker. The handler dead-letters a message by returning it addressed to
+// queues::dead with an x-imgpipe-error header, so a dead-letter is as durable as any output.
+// A handler that throws is a bug in the stage: the delivery is rejected with requeue, so the broker's
+// delivery limit eventually dead-letters a poison message.
+using DeliveryHandler = std::function<std::vector<OutgoingMessage>(const IncomingMessage&)>;
+
+// Consumes one queue until `stop` becomes true. One IO thread owns the connection and keeps it serviced
+// (heartbeats, confirms) while handlers run on a compute thread, so a batch longer than the heartbeat
+// interval never drops the connection. Reconnects with exponential backoff after any connection failure,
+// re-declares the topology and QoS, and lets unacked deliveries be redelivered by the broker.
+// On stop, the batch in flight is finished, published, confirmed and acked before run() returns.
+class QueueWorker {
+ public:
+  QueueWorker(BrokerAddress address, WorkerOptions options, DeliveryHandler handler, LogFn log);
+  ~QueueWorker();
+  QueueWorker(const QueueWorker&) = delete;
+  QueueWorker& operator=(const QueueWorker&) = delete;
+
+  void run(const std::atomic<bool>& stop);
+
+  struct Stats {
+    std::uint64_t handled = 0;
+    std::uint64_t published = 0;
+    std::uint64_t reconnects = 0;
+  };
+  Stats stats() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The publisher's side of a job: publish batches with a bounded confirm window, and consume the job's
+// result queue. Survives a broker restart: reconnects, re-declares, republishes what was unconfirmed.
+class JobChannel {
+ public:
+  JobChannel(BrokerAddress address, ConnectionOptions options, std::string job_id, LogFn log);
+  ~JobChannel();
+  JobChannel(const JobChannel&) = delete;
+  JobChannel& operator=(const JobChannel&) = delete;
+
+  const std::string& result_queue() const;
+  // Blocks while `confirm_window` publishes are unconfirmed.
+  void publish(OutgoingMessage message, int confirm_window = 64);
+  void wait_confirms(std::chrono::milliseconds timeout);  // throws BrokerError on timeout or nack
+  // Next result delivery, or nullopt after `timeout`. Results are acked with ack().
+  std::optional<IncomingMessage> next_result(std::chrono::milliseconds timeout);
+  void ack(std::uint64_t delivery_tag);
+  void delete_result_queue();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Opens a connection and declares the pipeline topology; used by tests and `imgpipe status`-like tools.
+void declare_topology(const BrokerAddress& address, const ConnectionOptions& options);
+
+}  // namespace imgpipe

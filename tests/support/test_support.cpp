@@ -1,0 +1,63 @@
+#include "test_support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <random>
+#include <stdexcept>
+
+namespace imgpipe::test {
+namespace {
+std::string required_env(const char* name) {
+  const char* value = std::getenv(name);
+  if (value == nullptr || *value == '\0') {
+    FAIL(std::string(name) + " is not set: run the tests through scripts/test (or ctest from its build dir)");
+  }
+  return value;
+}
+}  // namespace
+
+std::filesystem::path source_dir() { return required_env("IMGPIPE_SOURCE_DIR"); }
+std::filesystem::path binary_dir() { return required_env("IMGPIPE_BINARY_DIR"); }
+std::filesystem::path models_dir() { return source_dir() / "models"; }
+
+TempDir::TempDir(const std::string& prefix) {
+  std::random_device entropy;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    auto candidate = std::filesystem::temp_directory_path() / (prefix + "-" + std::to_string(entropy()));
+    if (std::filesystem::create_directory(candidate)) {
+      path_ = candidate;
+      return;
+    }
+  }
+  throw std::runtime_error("cannot create a temporary directory for " + prefix);
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
+}
+
+std::vector<std::uint8_t> read_file(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot open " + file.string());
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void write_file(const std::filesystem::path& file, const std::vector<std::uint8_t>& bytes) {
+  std::ofstream out(file, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  if (!out) throw std::runtime_error("cannot write " + file.string());
+}
+
+std::string broker_url() { return required_env("IMGPIPE_TEST_BROKER"); }
+
+void broker_ctl(const std::string& verb) {
+  const std::string command = required_env("IMGPIPE_TEST_BROKER_CTL") + " " + verb;
+  const int status = std::system(command.c_str());
+  if (status != 0) FAIL("broker control failed: " + command + " (status " + std::to_string(status) + ")");
+}
+
+}  // namespace imgpipe::test

@@ -1,0 +1,34 @@
+// Helpers shared by the specs: where the real test data lives and how to reach the test broker.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace imgpipe::test {
+
+std::filesystem::path source_dir();  // IMGPIPE_SOURCE_DIR, set by ctest
+std::filesystem::path binary_dir();  // IMGPIPE_BINARY_DIR
+std::filesystem::path models_dir();  // <source>/models
+// A fresh empty directory under the system temp dir, removed when the object dies.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& prefix = "imgpipe-test");
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+std::vector<std::uint8_t> read_file(const std::filesystem::path& file);
+void write_file(const std::filesystem::path& file, const std::vector<std::uint8_t>& bytes);
+// The URL of the throwaway broker that scripts/test started (IMGPIPE_TEST_BROKER); fails the test if unset.
+std::string broker_url();
+// Runs the broker control script (IMGPIPE_TEST_BROKER_CTL) with one verb: restart, stop, start, kill.
+void broker_ctl(const std::string& verb);
+
+}  // namespace imgpipe::test
