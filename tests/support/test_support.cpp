@@ -61,3 +61,27 @@ void broker_ctl(const std::string& verb) {
 }
 
 }  // namespace imgpipe::test
+
+namespace imgpipe::test {
+namespace {
+std::filesystem::path existing(const std::filesystem::path& path) {
+  if (!std::filesystem::exists(path)) FAIL("test photo " + path.string() + " is missing: run scripts/install-deps");
+  return path;
+}
+}  // namespace
+
+std::filesystem::path opencv_photo(const std::string& name) {
+  return existing(std::filesystem::path("/usr/share/doc/opencv-doc/examples/data") / name);
+}
+
+std::filesystem::path skimage_photo(const std::string& name) {
+  return existing(std::filesystem::path("/usr/lib/python3/dist-packages/skimage/data") / name);
+}
+}  // namespace imgpipe::test
+
+namespace imgpipe::test {
+std::string read_text_file(const std::filesystem::path& file) {
+  const auto bytes = read_file(file);
+  return std::string(bytes.begin(), bytes.end());
+}
+}  // namespace imgpipe::test

@@ -1,0 +1,73 @@
+// The `imgpipe` tool's subcommands. The main only parses flags; these do the work and return exit codes:
+// 0 all images classified, 3 some images failed (each has its error line), 1 the job could not run,
+// 2 usage error.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace imgpipe {
+
+namespace exit_code {
+inline constexpr int ok = 0;
+inline constexpr int failed = 1;
+inline constexpr int usage = 2;
+inline constexpr int some_images_failed = 3;
+}  // namespace exit_code
+
+struct ToolOptions {
+  std::string broker;
+  std::string models;
+  int threads = 0;
+  bool quiet = false;  // no progress
+};
+
+struct JobOptions {
+  std::vector<std::string> inputs;
+  std::string model = "fashion";
+  std::string output;  // empty = stdout
+  std::string format = "jsonl";
+  int batch_size = 32;
+  int idle_timeout_seconds = 600;
+};
+
+int submit_command(const ToolOptions& tool, const JobOptions& job);
+int run_command(const ToolOptions& tool, const JobOptions& job);
+
+struct EvalOptions {
+  std::string model = "fashion";
+  std::string dataset;
+  std::string mode = "local";  // or "broker"
+  std::string output;          // optional results file
+  int batch_size = 32;
+};
+int eval_command(const ToolOptions& tool, const EvalOptions& options);
+
+struct TrainOptions {
+  std::string model;
+  std::string backbone;
+  std::string dataset;
+  std::vector<double> c_values = {0.1, 1.0, 10.0};
+  int batch_size = 64;
+  std::string description;
+};
+int train_command(const ToolOptions& tool, const TrainOptions& options);
+
+struct AddBackboneOptions {
+  std::string name;
+  std::string file;
+  int width = 224;
+  int height = 224;
+  int channels = 3;
+  std::string resize = "center-crop";
+  std::string interpolation = "linear";
+  std::vector<float> mean = {0.485f, 0.456f, 0.406f};
+  std::vector<float> std = {0.229f, 0.224f, 0.225f};
+  std::string architecture;
+};
+int add_backbone_command(const ToolOptions& tool, const AddBackboneOptions& options);
+int models_command(const ToolOptions& tool);
+
+int export_fashion_mnist_command(const std::string& out_dir, const std::string& dataset_dir);
+
+}  // namespace imgpipe

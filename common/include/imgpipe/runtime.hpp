@@ -1,0 +1,48 @@
+// Process-level plumbing shared by the executables: default locations, stop signals, the worker loop.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <thread>
+
+namespace imgpipe {
+
+// IMGPIPE_MODELS is read by the flag parser; this is the fallback compiled in (the source tree's models/).
+std::string default_model_dir();
+inline constexpr const char* kDefaultBroker = "amqp://guest:guest@localhost:5672/";
+
+// Turns SIGINT and SIGTERM into a flag, from a thread that waits for them (no signal-handler globals).
+// Construct it in main before starting any other thread, so every thread inherits the blocked mask.
+class StopSignal {
+ public:
+  StopSignal();
+  ~StopSignal();
+  StopSignal(const StopSignal&) = delete;
+  StopSignal& operator=(const StopSignal&) = delete;
+  const std::atomic<bool>& flag() const { return stop_; }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::thread waiter_;
+};
+
+struct WorkerConfig {
+  std::string role;  // preprocess, feature, classify
+  std::string broker = kDefaultBroker;
+  std::string models;
+  int batch_size = 32;
+  int prefetch = 4;
+  int threads = 0;
+  int heartbeat_seconds = 30;
+  int delivery_limit = 5;
+  bool with_preprocess = false;
+  bool verbose = false;
+  std::int64_t max_pixels = 100'000'000;
+  std::int64_t max_file_bytes = 64 << 20;
+};
+
+// Runs one worker until SIGTERM/SIGINT; returns the process exit code.
+int run_stage_worker(const WorkerConfig& config, const std::atomic<bool>& stop);
+
+}  // namespace imgpipe

@@ -1,0 +1,64 @@
+// The flags every worker takes (CLI11, header-only so only the mains pay for it).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include "imgpipe/runtime.hpp"
+
+namespace imgpipe {
+
+inline void add_worker_flags(CLI::App& app, WorkerConfig& config) {
+  config.models = default_model_dir();
+  app.add_option("--broker", config.broker, "Broker URL, amqp[s]://user:pass@host:port/vhost")
+      ->envname("IMGPIPE_BROKER")
+      ->capture_default_str();
+  app.add_option("--models", config.models, "Model store folder")->envname("IMGPIPE_MODELS")->capture_default_str();
+  app.add_option("--batch-size", config.batch_size, "Images per forward pass")
+      ->envname("IMGPIPE_BATCH_SIZE")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  app.add_option("--prefetch", config.prefetch, "Unacknowledged messages held at once")
+      ->envname("IMGPIPE_PREFETCH")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  app.add_option("--threads", config.threads, "Compute threads (0 = one per core)")
+      ->envname("IMGPIPE_THREADS")
+      ->check(CLI::Range(0, 256))
+      ->capture_default_str();
+  app.add_option("--heartbeat", config.heartbeat_seconds, "AMQP heartbeat in seconds")
+      ->envname("IMGPIPE_HEARTBEAT")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
+  app.add_option("--delivery-limit", config.delivery_limit, "Deliveries before a failing message is dead-lettered")
+      ->envname("IMGPIPE_DELIVERY_LIMIT")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  app.add_option("--max-pixels", config.max_pixels, "Largest source image accepted, in pixels")
+      ->envname("IMGPIPE_MAX_PIXELS")
+      ->capture_default_str();
+  app.add_flag("-v,--verbose", config.verbose, "Log debug lines");
+}
+
+// Parses, runs the worker, and maps CLI11's outcome to our exit codes (2 = usage error).
+inline int worker_main(int argc, char** argv, const char* role, const char* description,
+                       bool can_fuse_preprocess = false) {
+  StopSignal stop;
+  CLI::App app(description, std::string("imgpipe-") + role);
+  WorkerConfig config;
+  config.role = role;
+  add_worker_flags(app, config);
+  if (can_fuse_preprocess) {
+    app.add_flag("--with-preprocess", config.with_preprocess,
+                 "Also run the preprocess stage here, consuming encoded images directly (fused node)")
+        ->envname("IMGPIPE_WITH_PREPROCESS");
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    const int code = app.exit(error);
+    return code == 0 ? 0 : 2;
+  }
+  return run_stage_worker(config, stop.flag());
+}
+
+}  // namespace imgpipe

@@ -1,0 +1,58 @@
+#include "imgpipe/broker_job.hpp"
+
+#include "imgpipe/codec.hpp"
+#include "imgpipe/stage_worker.hpp"
+
+namespace imgpipe {
+
+std::string run_broker_job(const BrokerAddress& address, const std::vector<JobInput>& inputs,
+                           const BrokerJobSettings& settings, JobResults& results, const LogFn& log) {
+  const std::string job_id = new_job_id();
+  JobChannel channel(address, settings.connection, job_id, log);
+  const JobRef job{job_id, channel.result_queue(), settings.job.model, ""};
+  Progress progress("job " + job_id, inputs.size(), settings.job.show_progress);
+
+  auto take_result = [&](const IncomingMessage& message) {
+    try {
+      const Batch batch = decode(message.body);
+      const auto* result_batch = std::get_if<ResultBatch>(&batch);
+      if (result_batch == nullptr || result_batch->job.job_id != job_id) {
+        log("warn", "ignoring a message on " + channel.result_queue() + " that is not a result of job " + job_id);
+      } else {
+        for (const auto& result : result_batch->results) results.add(result, result_batch->job.model_version);
+      }
+    } catch (const MessageError& error) {
+      log("warn", std::string("ignoring an undecodable result message: ") + error.what());
+    }
+    channel.ack(message.delivery_tag);
+    progress.update(results.done(), results.failed());
+  };
+
+  // Publish everything first (the confirm window bounds memory); results that arrive meanwhile wait in
+  // the durable result queue.
+  for_each_batch(
+      inputs, job, settings.job,
+      [&](ImageBatch&& batch) {
+        channel.publish({queues::images, encode(batch), {{headers::job, job_id}}});
+      },
+      [&](const ImageResult& result, const std::string& version) { results.add(result, version); });
+  channel.wait_confirms(std::chrono::seconds(120));
+
+  auto last_progress = std::chrono::steady_clock::now();
+  while (!results.complete()) {
+    auto message = channel.next_result(std::chrono::milliseconds(500));
+    if (message) {
+      take_result(*message);
+      last_progress = std::chrono::steady_clock::now();
+    } else if (std::chrono::steady_clock::now() - last_progress > settings.idle_timeout) {
+      throw BrokerError("job " + job_id + " stalled: no result for " + std::to_string(settings.idle_timeout.count()) +
+                        " s with " + std::to_string(results.total() - results.done()) +
+                        " images outstanding (are the workers running?)");
+    }
+  }
+  progress.finish(results.done(), results.failed());
+  channel.delete_result_queue();
+  return job_id;
+}
+
+}  // namespace imgpipe

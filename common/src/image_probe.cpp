@@ -1,0 +1,108 @@
+#include "imgpipe/image_probe.hpp"
+
+#include <cstdio>
+#include <cstring>
+
+namespace imgpipe {
+namespace {
+
+using Bytes = std::span<const std::uint8_t>;
+
+bool starts_with(Bytes bytes, std::initializer_list<std::uint8_t> prefix) {
+  return bytes.size() >= prefix.size() && std::equal(prefix.begin(), prefix.end(), bytes.begin());
+}
+
+std::uint32_t be32(const std::uint8_t* p) {
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
+}
+std::uint16_t be16(const std::uint8_t* p) { return static_cast<std::uint16_t>((p[0] << 8) | p[1]); }
+std::uint16_t le16(const std::uint8_t* p) { return static_cast<std::uint16_t>(p[0] | (p[1] << 8)); }
+std::int32_t le32(const std::uint8_t* p) {
+  return static_cast<std::int32_t>(std::uint32_t{p[0]} | (std::uint32_t{p[1]} << 8) | (std::uint32_t{p[2]} << 16) |
+                                   (std::uint32_t{p[3]} << 24));
+}
+int le24(const std::uint8_t* p) { return p[0] | (p[1] << 8) | (p[2] << 16); }
+
+ImageProbe sized(const char* format, std::int64_t width, std::int64_t height) {
+  auto clamp = [](std::int64_t v) { return static_cast<int>(std::min<std::int64_t>(v, 0x7fffffff)); };
+  return {format, clamp(width), clamp(height)};
+}
+
+ImageProbe probe_png(Bytes b) {
+  // IHDR is always the first chunk: width and height at bytes 16..23.
+  if (b.size() >= 24 && std::memcmp(b.data() + 12, "IHDR", 4) == 0) return sized("png", be32(&b[16]), be32(&b[20]));
+  return {"png", std::nullopt, std::nullopt};
+}
+
+ImageProbe probe_jpeg(Bytes b) {
+  // Walk the marker segments to the first start-of-frame, which holds the dimensions.
+  std::size_t at = 2;
+  while (at + 4 <= b.size()) {
+    if (b[at] != 0xFF) break;
+    const std::uint8_t marker = b[at + 1];
+    if (marker == 0xFF) {  // fill byte
+      ++at;
+      continue;
+    }
+    const std::size_t length = be16(&b[at + 2]);
+    const bool start_of_frame = marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
+    if (start_of_frame && at + 9 <= b.size()) return sized("jpeg", be16(&b[at + 7]), be16(&b[at + 5]));
+    if (length < 2) break;
+    at += 2 + length;
+  }
+  return {"jpeg", std::nullopt, std::nullopt};
+}
+
+ImageProbe probe_bmp(Bytes b) {
+  if (b.size() >= 26) {
+    const std::int64_t height = le32(&b[22]);
+    return sized("bmp", le32(&b[18]), height < 0 ? -height : height);
+  }
+  return {"bmp", std::nullopt, std::nullopt};
+}
+
+ImageProbe probe_webp(Bytes b) {
+  if (b.size() >= 30) {
+    if (std::memcmp(&b[12], "VP8 ", 4) == 0) return sized("webp", le16(&b[26]) & 0x3FFF, le16(&b[28]) & 0x3FFF);
+    if (std::memcmp(&b[12], "VP8L", 4) == 0 && b.size() >= 25) {
+      const std::uint32_t bits = static_cast<std::uint32_t>(le32(&b[21]));
+      return sized("webp", (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1);
+    }
+    if (std::memcmp(&b[12], "VP8X", 4) == 0) return sized("webp", le24(&b[24]) + 1, le24(&b[27]) + 1);
+  }
+  return {"webp", std::nullopt, std::nullopt};
+}
+
+}  // namespace
+
+std::optional<ImageProbe> probe_image(Bytes b) {
+  if (starts_with(b, {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A})) return probe_png(b);
+  if (starts_with(b, {0xFF, 0xD8, 0xFF})) return probe_jpeg(b);
+  if (starts_with(b, {'B', 'M'}) && b.size() >= 26) return probe_bmp(b);
+  if (starts_with(b, {'R', 'I', 'F', 'F'}) && b.size() >= 12 && std::memcmp(&b[8], "WEBP", 4) == 0) {
+    return probe_webp(b);
+  }
+  if (starts_with(b, {'G', 'I', 'F', '8'}) && b.size() >= 10) return sized("gif", le16(&b[6]), le16(&b[8]));
+  if (starts_with(b, {'I', 'I', 42, 0}) || starts_with(b, {'M', 'M', 0, 42})) {
+    return ImageProbe{"tiff", std::nullopt, std::nullopt};
+  }
+  if (starts_with(b, {0x00, 0x00, 0x00, 0x0C, 'j', 'P', ' ', ' '}) || starts_with(b, {0xFF, 0x4F, 0xFF, 0x51})) {
+    return ImageProbe{"jpeg2000", std::nullopt, std::nullopt};
+  }
+  if (starts_with(b, {'P'}) && b.size() > 2 && b[1] >= '1' && b[1] <= '6') {
+    return ImageProbe{"pnm", std::nullopt, std::nullopt};
+  }
+  return std::nullopt;
+}
+
+std::string describe_first_bytes(Bytes bytes, std::size_t count) {
+  std::string out = "first bytes";
+  char hex[4];
+  for (std::size_t i = 0; i < std::min(count, bytes.size()); ++i) {
+    std::snprintf(hex, sizeof hex, " %02x", bytes[i]);
+    out += hex;
+  }
+  return out;
+}
+
+}  // namespace imgpipe

@@ -1,0 +1,256 @@
+#include "imgpipe/job.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <random>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+namespace imgpipe {
+namespace fs = std::filesystem;
+
+namespace {
+
+bool has_image_extension(const fs::path& path) {
+  static const std::set<std::string> kExtensions = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"};
+  std::string extension = path.extension().string();
+  std::transform(extension.begin(), extension.end(), extension.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return kExtensions.count(extension) > 0;
+}
+
+void add_folder(const fs::path& folder, std::vector<fs::path>& out) {
+  std::vector<fs::path> found;
+  std::error_code error;
+  fs::recursive_directory_iterator walk(folder, fs::directory_options::skip_permission_denied, error);
+  if (error) throw UsageError("cannot read folder " + folder.string() + ": " + error.message());
+  for (const auto& entry : walk) {
+    std::error_code status_error;
+    if (entry.is_regular_file(status_error) && has_image_extension(entry.path())) found.push_back(entry.path());
+  }
+  std::sort(found.begin(), found.end());
+  out.insert(out.end(), found.begin(), found.end());
+}
+
+void add_argument(const std::string& argument, std::vector<fs::path>& out, int depth) {
+  if (argument.size() > 1 && argument.front() == '@') {
+    if (depth > 4) throw UsageError("list files nest too deeply at " + argument);
+    const fs::path list = argument.substr(1);
+    std::ifstream in(list);
+    if (!in) throw UsageError("cannot read the list file " + list.string() + ": " + std::strerror(errno));
+    std::string line;
+    while (std::getline(in, line)) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line.empty() || line.front() == '#') continue;
+      const fs::path named = line;
+      add_argument(named.is_absolute() ? line : (list.parent_path() / named).string(), out, depth + 1);
+    }
+    return;
+  }
+  std::error_code error;
+  if (fs::is_directory(argument, error)) {
+    add_folder(argument, out);
+  } else {
+    out.emplace_back(argument);  // a missing file gets its own error line when it is read
+  }
+}
+
+std::string csv_field(const std::string& value) {
+  if (value.find_first_of(",\"\n\r") == std::string::npos) return value;
+  std::string quoted = "\"";
+  for (char c : value) {
+    if (c == '"') quoted += '"';
+    quoted += c;
+  }
+  return quoted + "\"";
+}
+
+std::string format_score(double score) {
+  std::ostringstream out;
+  out << std::setprecision(6) << score;
+  return out.str();
+}
+
+std::string format_duration(double seconds) {
+  std::ostringstream out;
+  const auto total = static_cast<long>(seconds);
+  if (total >= 3600) out << total / 3600 << "h";
+  if (total >= 60) out << std::setw(total >= 3600 ? 2 : 1) << std::setfill('0') << (total / 60) % 60 << "m";
+  out << std::setw(total >= 60 ? 2 : 1) << std::setfill('0') << total % 60 << "s";
+  return out.str();
+}
+
+}  // namespace
+
+std::vector<JobInput> collect_inputs(const std::vector<std::string>& arguments) {
+  std::vector<fs::path> paths;
+  for (const auto& argument : arguments) add_argument(argument, paths, 0);
+  std::vector<JobInput> inputs;
+  inputs.reserve(paths.size());
+  const int width = std::max<int>(6, static_cast<int>(std::to_string(paths.size()).size()));
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    std::ostringstream id;
+    id << std::setw(width) << std::setfill('0') << i;
+    inputs.push_back({id.str(), paths[i]});
+  }
+  return inputs;
+}
+
+ReadOutcome read_input(const JobInput& input, std::size_t max_file_bytes) {
+  auto fail = [&](const std::string& reason) {
+    return ReadOutcome{std::nullopt, ImageResult{input.image_id, "", 0.0, reason}};
+  };
+  std::error_code error;
+  const auto status = fs::status(input.path, error);
+  if (error || !fs::exists(status)) return fail("cannot read file: no such file");
+  if (!fs::is_regular_file(status)) return fail("not a regular file");
+  const auto size = fs::file_size(input.path, error);
+  if (error) return fail("cannot read file: " + error.message());
+  if (size > max_file_bytes) {
+    return fail("file of " + std::to_string(size) + " bytes is over the limit of " + std::to_string(max_file_bytes) +
+                " bytes");
+  }
+  std::ifstream in(input.path, std::ios::binary);
+  if (!in) return fail(std::string("cannot read file: ") + std::strerror(errno));
+  EncodedImage image{input.image_id, std::vector<std::uint8_t>(size)};
+  in.read(reinterpret_cast<char*>(image.bytes.data()), static_cast<std::streamsize>(size));
+  if (static_cast<std::size_t>(in.gcount()) != size) return fail("cannot read file: it changed while being read");
+  return {std::move(image), std::nullopt};
+}
+
+JobResults::JobResults(const std::vector<JobInput>& inputs) : total_(inputs.size()) {
+  for (const auto& input : inputs) expected_[input.image_id] = true;
+}
+
+bool JobResults::add(const ImageResult& result, const std::string& model_version) {
+  if (expected_.count(result.image_id) == 0) {
+    ++unknown_;
+    return false;
+  }
+  if (results_.count(result.image_id) > 0) {
+    ++duplicates_;
+    return false;
+  }
+  results_.emplace(result.image_id, std::make_pair(result, model_version));
+  if (!result.ok()) ++failed_;
+  return true;
+}
+
+const ImageResult* JobResults::find(const std::string& image_id) const {
+  auto found = results_.find(image_id);
+  return found == results_.end() ? nullptr : &found->second.first;
+}
+
+std::string JobResults::model_version_of(const std::string& image_id) const {
+  auto found = results_.find(image_id);
+  return found == results_.end() ? "" : found->second.second;
+}
+
+void write_results(std::ostream& out, OutputFormat format, const std::vector<JobInput>& inputs,
+                   const JobResults& results, const std::string& model) {
+  if (format == OutputFormat::csv) out << "image,label,score,model,error\n";
+  for (const auto& input : inputs) {
+    const ImageResult* result = results.find(input.image_id);
+    const std::string error = result ? result->error : "no result (the job did not finish)";
+    const std::string version = results.model_version_of(input.image_id);
+    const std::string model_name = version.empty() ? model : model + "@" + version;
+    if (format == OutputFormat::jsonl) {
+      nlohmann::json line = {{"image", input.path.string()}, {"model", model_name}};
+      if (result && result->ok()) {
+        line["label"] = result->label;
+        line["score"] = result->score;
+        line["error"] = nullptr;
+      } else {
+        line["label"] = nullptr;
+        line["score"] = nullptr;
+        line["error"] = error;
+      }
+      out << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+    } else {
+      const bool ok = result && result->ok();
+      out << csv_field(input.path.string()) << ',' << (ok ? csv_field(result->label) : "") << ','
+          << (ok ? format_score(result->score) : "") << ',' << csv_field(model_name) << ','
+          << (ok ? "" : csv_field(error)) << '\n';
+    }
+  }
+}
+
+Progress::Progress(std::string what, std::size_t total, bool enabled)
+    : what_(std::move(what)),
+      total_(total),
+      enabled_(enabled),
+      terminal_(isatty(STDERR_FILENO) == 1),
+      start_(std::chrono::steady_clock::now()),
+      last_(start_) {}
+
+void Progress::update(std::size_t done, std::size_t failed) {
+  if (!enabled_) return;
+  const auto now = std::chrono::steady_clock::now();
+  const auto since_last = now - last_;
+  if (since_last < (terminal_ ? std::chrono::milliseconds(100) : std::chrono::milliseconds(5000)) && done < total_) {
+    return;
+  }
+  last_ = now;
+  const double elapsed = std::chrono::duration<double>(now - start_).count();
+  const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0.0;
+  const double eta = rate > 0 ? static_cast<double>(total_ - done) / rate : 0.0;
+  std::ostringstream line;
+  if (terminal_) {
+    constexpr int kWidth = 30;
+    const int filled = total_ ? static_cast<int>(kWidth * done / total_) : kWidth;
+    line << '\r' << what_ << " [" << std::string(static_cast<std::size_t>(filled), '#')
+         << std::string(static_cast<std::size_t>(kWidth - filled), '.') << "] ";
+  } else {
+    line << what_ << ": ";
+  }
+  line << done << '/' << total_ << " images, " << failed << " failed, " << std::fixed << std::setprecision(1) << rate
+       << " images/s, elapsed " << format_duration(elapsed) << ", ETA " << format_duration(eta);
+  std::cerr << line.str() << (terminal_ ? "   " : "\n") << std::flush;
+}
+
+void Progress::finish(std::size_t done, std::size_t failed) {
+  if (!enabled_) return;
+  last_ = {};
+  update(done, failed);
+  if (terminal_) std::cerr << '\n';
+}
+
+void for_each_batch(const std::vector<JobInput>& inputs, const JobRef& job, const JobSettings& settings,
+                    const std::function<void(ImageBatch&&)>& on_batch, const ResultSink& sink) {
+  ImageBatch batch{job, {}};
+  std::size_t batch_bytes = 0;
+  auto flush = [&] {
+    if (batch.images.empty()) return;
+    on_batch(std::move(batch));
+    batch = ImageBatch{job, {}};
+    batch_bytes = 0;
+  };
+  for (const auto& input : inputs) {
+    ReadOutcome outcome = read_input(input, settings.max_file_bytes);
+    if (outcome.error) {
+      sink(*outcome.error, "");
+      continue;
+    }
+    batch_bytes += outcome.image->bytes.size();
+    batch.images.push_back(std::move(*outcome.image));
+    if (batch.images.size() >= settings.batch_size || batch_bytes >= settings.max_batch_bytes) flush();
+  }
+  flush();
+}
+
+std::string new_job_id() {
+  std::random_device entropy;
+  std::ostringstream id;
+  id << std::hex << std::setfill('0') << std::setw(8) << entropy() << std::setw(8) << entropy();
+  return id.str();
+}
+
+}  // namespace imgpipe

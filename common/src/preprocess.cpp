@@ -1,0 +1,170 @@
+#include "imgpipe/preprocess.hpp"
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "imgpipe/codec.hpp"
+#include "imgpipe/image_probe.hpp"
+
+namespace imgpipe {
+namespace {
+
+using Bytes = std::span<const std::uint8_t>;
+
+// libjpeg decodes a truncated file into a picture whose missing rows are grey, and says so only on stderr.
+// A JPEG must end with its end-of-image marker (possibly followed by padding), or it is truncated.
+bool jpeg_has_end_marker(Bytes bytes) {
+  const std::size_t window = std::min<std::size_t>(bytes.size(), 4096);
+  for (std::size_t i = bytes.size() - window; i + 1 < bytes.size(); ++i) {
+    if (bytes[i] == 0xFF && bytes[i + 1] == 0xD9) return true;
+  }
+  return false;
+}
+
+void check_before_decoding(Bytes bytes, const DecodeLimits& limits) {
+  if (bytes.empty()) throw ImageError("empty file (0 bytes)");
+  if (bytes.size() > limits.max_file_bytes) {
+    throw ImageError("file of " + std::to_string(bytes.size()) + " bytes is over the limit of " +
+                     std::to_string(limits.max_file_bytes) + " bytes");
+  }
+  const auto probe = probe_image(bytes);
+  if (!probe) throw ImageError("not a supported image (" + describe_first_bytes(bytes) + ")");
+  if (probe->format == "gif") throw ImageError("GIF images are not supported (OpenCV 4.6 has no GIF decoder)");
+  if (probe->width && probe->height) {
+    const std::int64_t width = *probe->width;
+    const std::int64_t height = *probe->height;
+    if (width < 1 || height < 1) {
+      throw ImageError(probe->format + " header claims impossible dimensions " + std::to_string(width) + "x" +
+                       std::to_string(height));
+    }
+    if (width > limits.max_dimension || height > limits.max_dimension || width * height > limits.max_pixels) {
+      throw ImageError(probe->format + " header claims " + std::to_string(width) + "x" + std::to_string(height) +
+                       " pixels, over the limit of " + std::to_string(limits.max_pixels) + " pixels or " +
+                       std::to_string(limits.max_dimension) + " per side (refused before decoding)");
+    }
+  }
+  if (probe->format == "jpeg" && !jpeg_has_end_marker(bytes)) {
+    throw ImageError("truncated JPEG (no end-of-image marker)");
+  }
+}
+
+cv::Mat to_8bit(const cv::Mat& image) {
+  switch (image.depth()) {
+    case CV_8U: return image;
+    case CV_16U: {
+      cv::Mat out;
+      image.convertTo(out, CV_8U, 1.0 / 257.0);
+      return out;
+    }
+    case CV_32F:
+    case CV_64F: {  // float TIFF/EXR: 0..1 by convention
+      cv::Mat out;
+      image.convertTo(out, CV_8U, 255.0);
+      return out;
+    }
+    default: {
+      cv::Mat out;
+      cv::normalize(image, out, 0, 255, cv::NORM_MINMAX, CV_8U);
+      return out;
+    }
+  }
+}
+
+// Alpha is dropped rather than composited: photos rarely carry it, and a fixed background would bias classes.
+cv::Mat to_channels(const cv::Mat& image, int channels) {
+  cv::Mat out;
+  const int have = image.channels();
+  if (channels == 1) {
+    if (have == 1) return image;
+    if (have == 2) cv::extractChannel(image, out, 0);
+    else if (have == 3) cv::cvtColor(image, out, cv::COLOR_BGR2GRAY);
+    else if (have == 4) cv::cvtColor(image, out, cv::COLOR_BGRA2GRAY);
+    else throw ImageError("image has " + std::to_string(have) + " channels");
+    return out;
+  }
+  if (have == 1) cv::cvtColor(image, out, cv::COLOR_GRAY2RGB);
+  else if (have == 2) {
+    cv::Mat grey;
+    cv::extractChannel(image, grey, 0);
+    cv::cvtColor(grey, out, cv::COLOR_GRAY2RGB);
+  } else if (have == 3) cv::cvtColor(image, out, cv::COLOR_BGR2RGB);
+  else if (have == 4) cv::cvtColor(image, out, cv::COLOR_BGRA2RGB);
+  else throw ImageError("image has " + std::to_string(have) + " channels");
+  return out;
+}
+
+cv::Mat fit(const cv::Mat& image, const InputSpec& input) {
+  const int interpolation = input.interpolation == Interpolation::area ? cv::INTER_AREA : cv::INTER_LINEAR;
+  if (image.cols == input.width && image.rows == input.height) return image;
+  cv::Mat out;
+  if (input.resize == ResizeMode::stretch) {
+    cv::resize(image, out, cv::Size(input.width, input.height), 0, 0, interpolation);
+    return out;
+  }
+  // Scale so the image covers the target, then take the centre.
+  const double scale =
+      std::max(static_cast<double>(input.width) / image.cols, static_cast<double>(input.height) / image.rows);
+  const int scaled_width = std::max(input.width, static_cast<int>(std::lround(image.cols * scale)));
+  const int scaled_height = std::max(input.height, static_cast<int>(std::lround(image.rows * scale)));
+  cv::Mat scaled;
+  cv::resize(image, scaled, cv::Size(scaled_width, scaled_height), 0, 0, interpolation);
+  const cv::Rect centre((scaled_width - input.width) / 2, (scaled_height - input.height) / 2, input.width,
+                        input.height);
+  return scaled(centre).clone();
+}
+
+}  // namespace
+
+PixelImage decode_and_fit(const std::string& image_id, Bytes bytes, const InputSpec& input,
+                          const DecodeLimits& limits) {
+  check_before_decoding(bytes, limits);
+  cv::Mat decoded;
+  try {
+    const cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8U, const_cast<std::uint8_t*>(bytes.data()));
+    decoded = cv::imdecode(raw, cv::IMREAD_UNCHANGED);
+  } catch (const cv::Exception& error) {
+    throw ImageError(std::string("decoder refused the image: ") + error.err);
+  }
+  if (decoded.empty()) {
+    const auto probe = probe_image(bytes);
+    throw ImageError("corrupt or truncated " + (probe ? probe->format : std::string("image")) +
+                     " (the decoder could not read it)");
+  }
+  cv::Mat fitted = fit(to_channels(to_8bit(decoded), input.channels), input);
+  if (!fitted.isContinuous()) fitted = fitted.clone();
+  PixelImage out{image_id, fitted.cols, fitted.rows, fitted.channels(), {}};
+  out.pixels.assign(fitted.data, fitted.data + fitted.total() * fitted.elemSize());
+  return out;
+}
+
+PreprocessStage::PreprocessStage(ModelStore store, DecodeLimits limits)
+    : configs_(std::move(store), keep_config), limits_(limits) {}
+
+StageOutput PreprocessStage::process(const Batch& in) {
+  const auto* batch = std::get_if<ImageBatch>(&in);
+  if (batch == nullptr) throw MessageError(std::string("preprocess expects an images batch, got ") + to_string(kind_of(in)));
+  StageOutput output;
+  ModelCache<ModelConfig>::Entry model;
+  try {
+    model = configs_.get(batch->job.model);
+  } catch (const ModelError& error) {
+    for (const auto& image : batch->images) output.errors.push_back({image.image_id, "", 0.0, error.what()});
+    return output;
+  }
+  PixelBatch next{batch->job, {}};
+  next.job.model_version = model.config->version;
+  for (const auto& image : batch->images) {
+    try {
+      next.images.push_back(decode_and_fit(image.image_id, image.bytes, model.config->input, limits_));
+    } catch (const ImageError& error) {
+      output.errors.push_back({image.image_id, "", 0.0, error.what()});
+    } catch (const cv::Exception& error) {
+      output.errors.push_back({image.image_id, "", 0.0, std::string("image processing failed: ") + error.err});
+    }
+  }
+  if (!next.images.empty()) output.next = std::move(next);
+  return output;
+}
+
+}  // namespace imgpipe

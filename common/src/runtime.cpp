@@ -1,0 +1,101 @@
+#include "imgpipe/runtime.hpp"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <memory>
+#include <vector>
+
+#include "imgpipe/broker.hpp"
+#include "imgpipe/classifier.hpp"
+#include "imgpipe/feature.hpp"
+#include "imgpipe/logging.hpp"
+#include "imgpipe/preprocess.hpp"
+#include "imgpipe/stage_worker.hpp"
+
+#ifndef IMGPIPE_DEFAULT_MODEL_DIR
+#define IMGPIPE_DEFAULT_MODEL_DIR "models"
+#endif
+
+namespace imgpipe {
+
+std::string default_model_dir() { return IMGPIPE_DEFAULT_MODEL_DIR; }
+
+namespace {
+sigset_t stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  return set;
+}
+}  // namespace
+
+StopSignal::StopSignal() {
+  const sigset_t set = stop_signals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  waiter_ = std::thread([this, set] {
+    int received = 0;
+    sigwait(&set, &received);
+    stop_ = true;
+  });
+}
+
+StopSignal::~StopSignal() {
+  // Wake the waiter if no signal came, so the thread can be joined.
+  if (!stop_) pthread_kill(waiter_.native_handle(), SIGTERM);
+  waiter_.join();
+}
+
+int run_stage_worker(const WorkerConfig& config, const std::atomic<bool>& stop) {
+  Logger log(config.role, config.verbose);
+  BrokerAddress address;
+  try {
+    address = BrokerAddress::parse(config.broker);
+  } catch (const std::invalid_argument& error) {
+    log.error(std::string("bad broker URL: ") + error.what());
+    return 2;
+  }
+  const ModelStore store(config.models);
+  ComputeOptions compute{config.threads, config.batch_size, true};
+  DecodeLimits limits;
+  limits.max_pixels = config.max_pixels;
+  limits.max_file_bytes = static_cast<std::size_t>(config.max_file_bytes);
+
+  std::vector<std::shared_ptr<Stage>> chain;
+  if (config.role == "preprocess" || config.with_preprocess) chain.push_back(std::make_shared<PreprocessStage>(store, limits));
+  if (config.role == "feature") {
+    configure_compute(compute);
+    chain.push_back(std::make_shared<FeatureStage>(store, compute));
+  }
+  if (config.role == "classify") chain.push_back(std::make_shared<ClassifyStage>(store));
+  if (chain.empty()) {
+    log.error("unknown worker role " + config.role);
+    return 2;
+  }
+
+  WorkerOptions options;
+  options.queue = queue_for(chain.front()->input_kind());
+  options.prefetch = config.prefetch;
+  options.connection.heartbeat = std::chrono::seconds(config.heartbeat_seconds);
+  options.connection.delivery_limit = config.delivery_limit;
+  options.connection.client_name = "imgpipe-" + config.role;
+  std::string stages;
+  for (const auto& stage : chain) stages += std::string(stages.empty() ? "" : "+") + stage->name();
+  log.info("starting " + stages + " on " + options.queue + " via " + address.redacted() + ", models " +
+           store.root().string() + ", batch " + std::to_string(config.batch_size) + ", prefetch " +
+           std::to_string(config.prefetch));
+  try {
+    QueueWorker worker(address, options, make_stage_handler(chain, options.queue, log.as_log_fn()), log.as_log_fn());
+    worker.run(stop);
+    const auto stats = worker.stats();
+    log.info("stopped after " + std::to_string(stats.handled) + " messages, " + std::to_string(stats.reconnects) +
+             " reconnects");
+  } catch (const std::exception& error) {
+    log.error(std::string("worker failed: ") + error.what());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace imgpipe

@@ -1,0 +1,44 @@
+// Real child processes for end-to-end specs: workers that run until stopped, and tool runs to completion.
+#pragma once
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace imgpipe::test {
+
+// A running executable; SIGTERM and wait on destruction (SIGKILL after a grace period).
+class ChildProcess {
+ public:
+  ChildProcess(const std::filesystem::path& executable, const std::vector<std::string>& arguments,
+               const std::filesystem::path& log_file);
+  ~ChildProcess();
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  bool running();
+  void kill_hard();                 // SIGKILL, the crash a worker must survive
+  int stop(int grace_seconds = 30);  // SIGTERM, wait; returns the exit status (or -signal)
+
+ private:
+  pid_t pid_ = -1;
+  int status_ = 0;
+  bool reaped_ = false;
+};
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs to completion and captures stdout and stderr (through files, so nothing can block).
+RunResult run_tool(const std::filesystem::path& executable, const std::vector<std::string>& arguments,
+                   int timeout_seconds = 600);
+
+std::filesystem::path worker_binary(const std::string& name);  // <build>/workers/<name>
+
+}  // namespace imgpipe::test

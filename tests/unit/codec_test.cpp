@@ -1,0 +1,115 @@
+#include <catch2/catch.hpp>
+
+#include <cstring>
+
+#include "imgpipe/codec.hpp"
+
+using namespace imgpipe;
+
+namespace {
+JobRef sample_job() { return {"job-1", "imgpipe.results.job-1", "fashion", "0123456789ab"}; }
+
+std::vector<std::uint8_t> header_bytes_with(std::vector<std::uint8_t> message, const std::string& from,
+                                             const std::string& to) {
+  // Rewrites text inside the JSON header, keeping the length fields consistent.
+  const std::uint32_t header_size = message[8] | (message[9] << 8) | (message[10] << 16) | (message[11] << 24);
+  std::string header(message.begin() + 12, message.begin() + 12 + header_size);
+  const auto at = header.find(from);
+  REQUIRE(at != std::string::npos);
+  header.replace(at, from.size(), to);
+  std::vector<std::uint8_t> out(message.begin(), message.begin() + 8);
+  const auto size = static_cast<std::uint32_t>(header.size());
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<std::uint8_t>(size >> (8 * i)));
+  out.insert(out.end(), header.begin(), header.end());
+  out.insert(out.end(), message.begin() + 12 + header_size, message.end());
+  return out;
+}
+}  // namespace
+
+TEST_CASE("every batch kind survives an encode/decode round trip unchanged", "[codec]") {
+  const ImageBatch images{sample_job(), {{"000001", {0xFF, 0xD8, 0xFF, 1, 2, 3}}, {"000002", {}}}};
+  const PixelBatch pixels{sample_job(), {{"000001", 2, 3, 1, {1, 2, 3, 4, 5, 6}}, {"000002", 1, 1, 3, {7, 8, 9}}}};
+  const FeatureBatch features{sample_job(), {{"000001", {0.5f, -1.25f, 3e-8f}}, {"000002", {42.0f}}}};
+  const ResultBatch results{sample_job(), "classify", {{"000001", "Sneaker", 1.75, ""}, {"000002", "", 0.0, "empty file (0 bytes)"}}};
+  for (const Batch& batch : {Batch(images), Batch(pixels), Batch(features), Batch(results)}) {
+    CAPTURE(to_string(kind_of(batch)));
+    CHECK(decode(encode(batch)) == batch);
+  }
+}
+
+TEST_CASE("the wire form starts with magic, schema version and kind", "[codec]") {
+  const auto bytes = encode(PixelBatch{sample_job(), {}});
+  REQUIRE(bytes.size() > 12);
+  CHECK(std::memcmp(bytes.data(), "IMGP", 4) == 0);
+  CHECK((bytes[4] | (bytes[5] << 8)) == kSchemaVersion);
+  CHECK(bytes[6] == static_cast<std::uint8_t>(BatchKind::pixels));
+}
+
+TEST_CASE("malformed messages are rejected with a reason", "[codec]") {
+  const auto good = encode(PixelBatch{sample_job(), {{"a", 2, 2, 1, {1, 2, 3, 4}}}});
+
+  SECTION("empty and short input") {
+    CHECK_THROWS_WITH(decode({}), Catch::Contains("too short"));
+    CHECK_THROWS_WITH(decode(std::span(good).first(10)), Catch::Contains("too short"));
+  }
+  SECTION("wrong magic") {
+    auto bad = good;
+    bad[0] = 'X';
+    CHECK_THROWS_WITH(decode(bad), Catch::Contains("magic"));
+  }
+  SECTION("unknown schema version") {
+    auto bad = good;
+    bad[4] = 99;
+    CHECK_THROWS_WITH(decode(bad), Catch::Contains("unsupported schema version 99"));
+  }
+  SECTION("unknown kind") {
+    auto bad = good;
+    bad[6] = 77;
+    CHECK_THROWS_WITH(decode(bad), Catch::Contains("unknown batch kind 77"));
+  }
+  SECTION("truncated payload") {
+    auto bad = good;
+    bad.pop_back();
+    CHECK_THROWS_WITH(decode(bad), Catch::Contains("payload length"));
+  }
+  SECTION("trailing garbage") {
+    auto bad = good;
+    bad.push_back(0);
+    CHECK_THROWS_WITH(decode(bad), Catch::Contains("payload length"));
+  }
+  SECTION("header length beyond the message") {
+    auto bad = good;
+    bad[11] = 0x7F;
+    CHECK_THROWS_WITH(decode(bad), Catch::Contains("header length"));
+  }
+  SECTION("header that is not JSON") {
+    auto bad = header_bytes_with(good, "{", "[");
+    CHECK_THROWS_AS(decode(bad), MessageError);
+  }
+  SECTION("tensor size that does not match its header") {
+    CHECK_THROWS_WITH(decode(header_bytes_with(good, "\"width\":2", "\"width\":3")),
+                      Catch::Contains("tensor has 4 bytes but its header says 3x2x1"));
+  }
+  SECTION("item pointing outside the payload") {
+    CHECK_THROWS_WITH(decode(header_bytes_with(good, "\"offset\":0", "\"offset\":9")),
+                      Catch::Contains("outside the payload"));
+  }
+  SECTION("absurd dimensions") {
+    CHECK_THROWS_WITH(decode(header_bytes_with(good, "\"width\":2", "\"width\":2000000")),
+                      Catch::Contains("outside 1.."));
+  }
+  SECTION("missing job id") {
+    CHECK_THROWS_WITH(decode(header_bytes_with(good, "\"job_id\":\"job-1\"", "\"job_id\":\"\"")),
+                      Catch::Contains("job_id is empty"));
+  }
+  SECTION("message over the size limit") {
+    CodecLimits limits;
+    limits.max_message_bytes = 16;
+    CHECK_THROWS_WITH(decode(good, limits), Catch::Contains("over the limit"));
+  }
+}
+
+TEST_CASE("a feature tensor whose byte count disagrees with dim is rejected", "[codec]") {
+  const auto good = encode(FeatureBatch{sample_job(), {{"a", {1.0f, 2.0f}}}});
+  CHECK_THROWS_WITH(decode(header_bytes_with(good, "\"dim\":2", "\"dim\":3")), Catch::Contains("says 3 floats"));
+}

@@ -1,0 +1,84 @@
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include "imgpipe/model_store.hpp"
+#include "test_support.hpp"
+
+using namespace imgpipe;
+namespace fs = std::filesystem;
+
+namespace {
+// A copy of the committed default model that a test may damage.
+fs::path copy_default_model(const fs::path& store_root) {
+  fs::copy(test::models_dir() / "fashion", store_root / "fashion", fs::copy_options::recursive);
+  return store_root / "fashion";
+}
+
+void rewrite_json(const fs::path& file, const std::function<void(nlohmann::json&)>& change) {
+  nlohmann::json json = nlohmann::json::parse(std::ifstream(file));
+  change(json);
+  std::ofstream(file) << json.dump(2);
+}
+}  // namespace
+
+TEST_CASE("the committed default model loads and verifies", "[models]") {
+  const ModelConfig config = ModelStore(test::models_dir()).load("fashion");
+  CHECK(config.input.width == 28);
+  CHECK(config.input.height == 28);
+  CHECK(config.input.channels == 1);
+  CHECK(config.classifier.has_value());
+  CHECK(config.classes == std::vector<std::string>{"T-shirt_top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                                                   "Shirt", "Sneaker", "Bag", "Ankle_boot"});
+  CHECK(config.version.size() == 12);
+  CHECK(config.classifier->backbone_sha256 == config.backbone.sha256);
+}
+
+TEST_CASE("a model file changed on disk is refused with a clear error", "[models]") {
+  test::TempDir store_root;
+  const fs::path model = copy_default_model(store_root.path());
+  std::ofstream(model / "classifier.dat", std::ios::app) << "tampered";
+  CHECK_THROWS_WITH(ModelStore(store_root.path()).load("fashion"),
+                    Catch::Contains("classifier file") && Catch::Contains("does not match model.json"));
+}
+
+TEST_CASE("a classifier trained on another backbone is refused", "[models]") {
+  test::TempDir store_root;
+  const fs::path model = copy_default_model(store_root.path());
+  rewrite_json(model / "model.json", [](auto& json) { json["classifier"]["backbone_sha256"] = std::string(64, 'a'); });
+  CHECK_THROWS_WITH(ModelStore(store_root.path()).load("fashion"), Catch::Contains("was trained on the features of backbone"));
+}
+
+TEST_CASE("malformed model.json and unknown models give errors that name the problem", "[models]") {
+  test::TempDir store_root;
+  const ModelStore store(store_root.path());
+  CHECK_THROWS_WITH(store.load("nope"), Catch::Contains("model \"nope\" not found"));
+  CHECK_THROWS_WITH(store.load("../etc"), Catch::Contains("not a valid model name"));
+  const fs::path model = copy_default_model(store_root.path());
+  SECTION("not JSON") {
+    std::ofstream(model / "model.json") << "{ nope";
+    CHECK_THROWS_WITH(store.load("fashion"), Catch::Contains("is not valid JSON"));
+  }
+  SECTION("missing field") {
+    rewrite_json(model / "model.json", [](auto& json) { json["input"].erase("width"); });
+    CHECK_THROWS_WITH(store.load("fashion"), Catch::Contains("missing field \"width\""));
+  }
+  SECTION("file name escaping the model folder") {
+    rewrite_json(model / "model.json", [](auto& json) { json["backbone"]["file"] = "../../etc/passwd"; });
+    CHECK_THROWS_WITH(store.load("fashion"), Catch::Contains("must be a plain name inside the model folder"));
+  }
+}
+
+TEST_CASE("model names are confined to a safe alphabet", "[models]") {
+  CHECK(is_valid_model_name("fashion"));
+  CHECK(is_valid_model_name("resnet50-v1.2_b"));
+  CHECK_FALSE(is_valid_model_name(""));
+  CHECK_FALSE(is_valid_model_name(".."));
+  CHECK_FALSE(is_valid_model_name("a/b"));
+  CHECK_FALSE(is_valid_model_name(".hidden"));
+}
+
+TEST_CASE("sha256 matches the published test vector", "[models]") {
+  CHECK(sha256_hex("abc", 3) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
