@@ -1,0 +1,102 @@
+// imgpipe-bench: the figures that need no broker, for one model and a folder of images:
+// bare backbone forward throughput (already-normalised tensors, no decode, no messages) and the bytes each
+// edge of the pipeline carries per image. bench/run adds local-mode and broker-mode throughput around it.
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <iomanip>
+#include <iostream>
+#include <random>
+
+#include "imgpipe/backbone.hpp"
+#include "imgpipe/classifier.hpp"
+#include "imgpipe/codec.hpp"
+#include "imgpipe/feature.hpp"
+#include "imgpipe/job.hpp"
+#include "imgpipe/preprocess.hpp"
+#include "imgpipe/runtime.hpp"
+
+using namespace imgpipe;
+
+int main(int argc, char** argv) {
+  CLI::App app("imgpipe-bench: bare backbone throughput and bytes on the wire per image", "imgpipe-bench");
+  std::string models = default_model_dir();
+  std::string model = "fashion";
+  std::vector<std::string> inputs;
+  int batch_size = 32;
+  int threads = 0;
+  double seconds = 10.0;
+  app.add_option("--models", models)->envname("IMGPIPE_MODELS");
+  app.add_option("--model", model)->capture_default_str();
+  app.add_option("--batch-size", batch_size)->capture_default_str();
+  app.add_option("--threads", threads)->capture_default_str();
+  app.add_option("--seconds", seconds, "How long to time the bare forward pass")->capture_default_str();
+  app.add_option("INPUT", inputs, "Images used for the wire-size figures")->required();
+  CLI11_PARSE(app, argc, argv);
+
+  const ModelStore store(models);
+  const ModelConfig config = store.load(model);
+  const ComputeOptions compute{threads, batch_size, true};
+  configure_compute(compute);
+  const auto backbone = Backbone::load(config, compute);
+
+  // Bare forward: random normalised input, whole batches, after one warm-up batch.
+  const auto per_image = static_cast<std::size_t>(config.input.channels * config.input.width * config.input.height);
+  std::vector<float> batch(per_image * static_cast<std::size_t>(batch_size));
+  std::mt19937 random(1);
+  std::normal_distribution<float> normal;
+  for (auto& value : batch) value = normal(random);
+  backbone->forward_normalised(batch, batch_size);
+  std::size_t images = 0;
+  const auto start = std::chrono::steady_clock::now();
+  double elapsed = 0.0;
+  while (elapsed < seconds) {
+    backbone->forward_normalised(batch, batch_size);
+    images += static_cast<std::size_t>(batch_size);
+    elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+
+  // Wire sizes: run the real stages on the inputs and measure every encoded message.
+  const auto job_inputs = collect_inputs(inputs);
+  JobSettings settings;
+  settings.model = model;
+  settings.batch_size = static_cast<std::size_t>(batch_size);
+  PreprocessStage preprocess(store);
+  FeatureStage feature(store, compute);
+  ClassifyStage classify(store);
+  const JobRef job{"bench", "imgpipe.results.bench", model, ""};
+  std::size_t wire[4] = {0, 0, 0, 0};
+  std::size_t counted = 0;
+  for_each_batch(
+      job_inputs, job, settings,
+      [&](ImageBatch&& images_batch) {
+        wire[0] += encode(images_batch).size();
+        auto pixels = preprocess.process(images_batch);
+        if (!pixels.next) return;
+        wire[1] += encode(*pixels.next).size();
+        auto features = feature.process(*pixels.next);
+        if (!features.next) return;
+        wire[2] += encode(*features.next).size();
+        auto results = classify.process(*features.next);
+        if (!results.next) return;
+        wire[3] += encode(*results.next).size();
+        counted += item_count(*results.next);
+      },
+      [](const ImageResult&, const std::string&) {});
+
+  std::cout << std::fixed << std::setprecision(1);
+  std::cout << "model " << model << " (" << config.backbone.architecture << ", " << config.input.width << "x"
+            << config.input.height << "x" << config.input.channels << " -> " << config.backbone.feature_dim
+            << " features) on " << backbone->device() << ", batch " << batch_size << "\n";
+  std::cout << "bare_forward_images_per_s " << static_cast<double>(images) / elapsed << "\n";
+  if (counted > 0) {
+    const char* edges[4] = {"images", "pixels", "features", "results"};
+    std::size_t total = 0;
+    for (int i = 0; i < 4; ++i) {
+      std::cout << "wire_bytes_per_image_" << edges[i] << " " << static_cast<double>(wire[i]) / static_cast<double>(counted) << "\n";
+      total += wire[i];
+    }
+    std::cout << "wire_bytes_per_image_total " << static_cast<double>(total) / static_cast<double>(counted) << "\n";
+  }
+  return 0;
+}
