@@ -22,8 +22,8 @@ void BrokerSession::declare_topology() {
 }
 
 void BrokerSession::declare_stage_queue(const std::string& name) {
-  // The stage queue's dead letters are routed to imgpipe.dead, which must exist first.
-  topology::declare_pipeline(impl_->connection, impl_->options);
+  // Only the dead-letter plumbing: a private queue must not impose its options on the pipeline's queues.
+  topology::declare_dead_letters(impl_->connection);
   topology::declare_stage_queue(impl_->connection, name, impl_->options);
 }
 

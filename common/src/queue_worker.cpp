@@ -46,8 +46,14 @@ class WorkerSession {
         compute_(compute),
         wake_(wake),
         connection_(address, options.connection) {
-    topology::declare_pipeline(connection_, options.connection);
-    topology::declare_stage_queue(connection_, options.queue, options.connection);
+    // A pipeline worker declares every stage queue, so its outputs never go to a queue that does not exist
+    // yet. A worker on a private queue (tests, tools) must not impose its delivery limit on the pipeline.
+    if (topology::is_pipeline_queue(options.queue)) {
+      topology::declare_pipeline(connection_, options.connection);
+    } else {
+      topology::declare_dead_letters(connection_);
+      topology::declare_stage_queue(connection_, options.queue, options.connection);
+    }
     connection_.set_prefetch(static_cast<std::uint16_t>(std::clamp(options.prefetch, 1, 65535)));
     connection_.enable_confirms();
     consumer_tag_ = connection_.consume(options.queue);

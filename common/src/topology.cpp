@@ -13,12 +13,20 @@ void declare_stage_queue(amqp::Connection& connection, const std::string& name,
   connection.bind_queue(queues::dead, queues::dead_letter_exchange, name);
 }
 
-void declare_pipeline(amqp::Connection& connection, const ConnectionOptions& options) {
+void declare_dead_letters(amqp::Connection& connection) {
   connection.declare_exchange(queues::dead_letter_exchange, "direct");
   connection.declare_queue(queues::dead, {});
+}
+
+void declare_pipeline(amqp::Connection& connection, const ConnectionOptions& options) {
+  declare_dead_letters(connection);
   for (const char* stage : {queues::images, queues::pixels, queues::features}) {
     declare_stage_queue(connection, stage, options);
   }
+}
+
+bool is_pipeline_queue(const std::string& name) {
+  return name == queues::images || name == queues::pixels || name == queues::features;
 }
 
 void declare_result_queue(amqp::Connection& connection, const std::string& name,

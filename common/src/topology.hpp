@@ -8,11 +8,16 @@
 
 namespace imgpipe::topology {
 
-// Exchange imgpipe.dlx, queue imgpipe.dead, and the three stage queues.
+// Exchange imgpipe.dlx and queue imgpipe.dead.
+void declare_dead_letters(amqp::Connection& connection);
+
+// The dead letters and the three stage queues.
 void declare_pipeline(amqp::Connection& connection, const ConnectionOptions& options);
 
+bool is_pipeline_queue(const std::string& name);
+
 // A quorum stage queue: durable, x-delivery-limit, dead-lettered to imgpipe.dlx under its own name, with
-// imgpipe.dead bound to that name so the dead letters land there.
+// imgpipe.dead bound to that name so the dead letters land there. Needs declare_dead_letters first.
 void declare_stage_queue(amqp::Connection& connection, const std::string& name,
                          const ConnectionOptions& options);
 

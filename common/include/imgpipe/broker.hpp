@@ -102,7 +102,9 @@ struct IncomingMessage {
 using LogFn = std::function<void(std::string_view level, std::string_view line)>;
 
 struct WorkerOptions {
-  std::string queue;        // the stage queue to consume
+  // The stage queue to consume. For imgpipe.images/pixels/features the worker declares the whole pipeline
+  // topology; any other name is declared alone as a stage queue (quorum, delivery limit, dead-lettering).
+  std::string queue;
   int prefetch = 4;         // unacked deliveries held at once
   int confirm_window = 64;  // unconfirmed publishes before we stop taking new work
   std::chrono::milliseconds max_backoff{std::chrono::seconds(30)};
