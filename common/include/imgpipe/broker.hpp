@@ -175,7 +175,8 @@ class JobChannel {
 // Opens a connection and declares the pipeline topology; used by tests and `imgpipe status`-like tools.
 void declare_topology(const BrokerAddress& address, const ConnectionOptions& options);
 
-// A short-lived administrative connection for tools and tests: declare, inspect, drain. No reconnects.
+// A short-lived administrative connection for tools and tests: declare, inspect, drain. No reconnects, and
+// heartbeats are serviced only inside its calls: idle longer than two heartbeats and the broker drops it.
 class BrokerSession {
  public:
   BrokerSession(const BrokerAddress& address, const ConnectionOptions& options);
