@@ -33,12 +33,30 @@ std::string results_for(std::string_view job_id);
 }  // namespace queues
 
 // The broker is unreachable, refused us, or dropped the connection. Workers retry these with backoff.
+// Every message names the operation and the reason (library error or the broker's reply code and text).
 class BrokerError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
 
-// amqp[s]://user:pass@host:port/vhost; missing parts take the AMQP defaults (guest:guest@localhost:5672/).
+// No connection could be made, or it was lost: socket error, heartbeat timeout, broker shutting down.
+// Retrying later can succeed.
+class BrokerUnreachable : public BrokerError {
+ public:
+  using BrokerError::BrokerError;
+};
+
+// The broker understood the request and refused it: bad credentials (403), a queue declared with other
+// arguments (406), a missing queue (404). Retrying does not help until someone changes the setup.
+class BrokerRefused : public BrokerError {
+ public:
+  using BrokerError::BrokerError;
+};
+
+// amqp[s]://user:pass@host:port/vhost[?cacertfile=PATH]; missing parts take the AMQP defaults
+// (guest:guest@localhost:5672, vhost "/"; 5671 for amqps). A user without a password gets an empty one.
+// User, password, host and vhost are percent-decoded ("%2f" is "/"). The only query parameter is cacertfile,
+// for amqps; anything else (verify=verify_none, say) is rejected rather than silently ignored.
 struct BrokerAddress {
   std::string host = "localhost";
   int port = 5672;
@@ -46,15 +64,20 @@ struct BrokerAddress {
   std::string password = "guest";
   std::string vhost = "/";
   bool tls = false;
-  std::string ca_file;  // amqps only; peer and hostname verification are always on
+  std::string ca_file;  // amqps only, default the system bundle; peer and hostname verification are always on
 
   static BrokerAddress parse(const std::string& url);  // throws std::invalid_argument with the reason
-  std::string redacted() const;                          // the URL with the password hidden, for logs
+  std::string redacted() const;                        // the URL with the password hidden, for logs
 };
 
 struct ConnectionOptions {
   std::chrono::seconds heartbeat{10};
-  std::chrono::seconds connect_timeout{10};
+  std::chrono::seconds connect_timeout{10};  // TCP connect and login handshake
+  // Bound on each synchronous request (declare, qos, consume). Generous: quorum queue declares wait for a
+  // leader election right after a broker restart.
+  std::chrono::seconds rpc_timeout{30};
+  // JobChannel gives up with BrokerUnreachable when the broker stays unreachable this long.
+  std::chrono::seconds give_up_after{120};
   int delivery_limit = 5;  // x-delivery-limit on the stage queues
   std::chrono::milliseconds result_queue_ttl{std::chrono::hours(24)};
   std::string client_name = "imgpipe";
@@ -69,7 +92,7 @@ struct OutgoingMessage {
 };
 
 struct IncomingMessage {
-  std::uint64_t delivery_tag = 0;
+  std::uint64_t delivery_tag = 0;  // opaque: pass it back to the object that delivered the message
   bool redelivered = false;
   std::vector<std::uint8_t> body;
   Headers headers;  // string-valued headers only; others are ignored
@@ -79,9 +102,11 @@ struct IncomingMessage {
 using LogFn = std::function<void(std::string_view level, std::string_view line)>;
 
 struct WorkerOptions {
-  std::string queue;                          // the stage queue to consume
-  int prefetch = 4;                           // unacked deliveries held at once
-  int confirm_window = 64;                    // unconfirmed publishes before we stop taking new work
+  // The stage queue to consume. For imgpipe.images/pixels/features the worker declares the whole pipeline
+  // topology; any other name is declared alone as a stage queue (quorum, delivery limit, dead-lettering).
+  std::string queue;
+  int prefetch = 4;         // unacked deliveries held at once
+  int confirm_window = 64;  // unconfirmed publishes before we stop taking new work
   std::chrono::milliseconds max_backoff{std::chrono::seconds(30)};
   ConnectionOptions connection;
 };
@@ -120,7 +145,10 @@ class QueueWorker {
 };
 
 // The publisher's side of a job: publish batches with a bounded confirm window, and consume the job's
-// result queue. Survives a broker restart: reconnects, re-declares, republishes what was unconfirmed.
+// result queue. Survives a broker restart: reconnects, re-declares, republishes what was unconfirmed
+// (consumers de-duplicate), and gives up with BrokerUnreachable after options.give_up_after.
+// Not thread-safe: one thread owns a JobChannel. The connection is serviced only inside its calls, so an
+// idle gap longer than twice the heartbeat costs a transparent reconnect on the next call.
 class JobChannel {
  public:
   JobChannel(BrokerAddress address, ConnectionOptions options, std::string job_id, LogFn log);
@@ -134,8 +162,10 @@ class JobChannel {
   void wait_confirms(std::chrono::milliseconds timeout);  // throws BrokerError on timeout or nack
   // Next result delivery, or nullopt after `timeout`. Results are acked with ack().
   std::optional<IncomingMessage> next_result(std::chrono::milliseconds timeout);
+  // A tag from before a reconnect is ignored: the broker redelivers that result anyway.
   void ack(std::uint64_t delivery_tag);
   void delete_result_queue();
+  std::uint64_t reconnects() const;
 
  private:
   struct Impl;
@@ -144,5 +174,30 @@ class JobChannel {
 
 // Opens a connection and declares the pipeline topology; used by tests and `imgpipe status`-like tools.
 void declare_topology(const BrokerAddress& address, const ConnectionOptions& options);
+
+// A short-lived administrative connection for tools and tests: declare, inspect, drain. No reconnects, and
+// heartbeats are serviced only inside its calls: idle longer than two heartbeats and the broker drops it.
+class BrokerSession {
+ public:
+  BrokerSession(const BrokerAddress& address, const ConnectionOptions& options);
+  ~BrokerSession();
+  BrokerSession(const BrokerSession&) = delete;
+  BrokerSession& operator=(const BrokerSession&) = delete;
+
+  void declare_topology();
+  // A stage queue like imgpipe.images (quorum, options.delivery_limit, dead-lettered to imgpipe.dead under
+  // its own name) with any name: lets tests run stages on private queues.
+  void declare_stage_queue(const std::string& name);
+  // Ready messages, not counting those delivered and unacked. Throws BrokerRefused if the queue is missing.
+  std::uint32_t message_count(const std::string& queue);
+  // Takes one message off the queue (basic.get, acked at once), or nullopt when the queue is empty.
+  std::optional<IncomingMessage> get(const std::string& queue);
+  void purge(const std::string& queue);
+  void delete_queue(const std::string& queue);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace imgpipe

@@ -1,0 +1,37 @@
+#include "topology.hpp"
+
+namespace imgpipe::topology {
+
+void declare_stage_queue(amqp::Connection& connection, const std::string& name,
+                         const ConnectionOptions& options) {
+  // Quorum queues count redeliveries; without x-delivery-limit (3.10 has no default) a poison message
+  // would cycle forever.
+  connection.declare_queue(name, {{"x-queue-type", std::string("quorum")},
+                                  {"x-delivery-limit", std::int64_t{options.delivery_limit}},
+                                  {"x-dead-letter-exchange", std::string(queues::dead_letter_exchange)},
+                                  {"x-dead-letter-routing-key", name}});
+  connection.bind_queue(queues::dead, queues::dead_letter_exchange, name);
+}
+
+void declare_dead_letters(amqp::Connection& connection) {
+  connection.declare_exchange(queues::dead_letter_exchange, "direct");
+  connection.declare_queue(queues::dead, {});
+}
+
+void declare_pipeline(amqp::Connection& connection, const ConnectionOptions& options) {
+  declare_dead_letters(connection);
+  for (const char* stage : {queues::images, queues::pixels, queues::features}) {
+    declare_stage_queue(connection, stage, options);
+  }
+}
+
+bool is_pipeline_queue(const std::string& name) {
+  return name == queues::images || name == queues::pixels || name == queues::features;
+}
+
+void declare_result_queue(amqp::Connection& connection, const std::string& name,
+                          std::chrono::milliseconds ttl) {
+  connection.declare_queue(name, {{"x-expires", std::int64_t{ttl.count()}}});
+}
+
+}  // namespace imgpipe::topology

@@ -1,0 +1,125 @@
+// JobChannel and BrokerSession against the real test broker: confirms, consumption, errors.
+#include <catch2/catch.hpp>
+
+#include "broker_fixtures.hpp"
+
+using namespace imgpipe;
+using namespace imgpipe::test;
+using namespace std::chrono_literals;
+using Catch::Matchers::Contains;
+
+TEST_CASE("a published message comes back with body and headers intact, and an ack removes it",
+          "[broker][job]") {
+  const auto options = test_options();
+  const std::string job = unique_name("job");
+  std::vector<std::uint8_t> big(1'000'000);  // several AMQP frames
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<std::uint8_t>(i * 7 + 3);
+  {
+    JobChannel channel(test_address(), options, job, {});
+    channel.publish(
+        text_message(channel.result_queue(), "first", {{"x-imgpipe-job", job}, {"x-batch", "1"}}));
+    channel.publish({channel.result_queue(), big, {{"x-batch", "2"}}});
+    channel.wait_confirms(10s);
+
+    auto first = channel.next_result(10s);
+    REQUIRE(first);
+    CHECK(text_of(*first) == "first");
+    CHECK(first->headers == Headers{{"x-imgpipe-job", job}, {"x-batch", "1"}});
+    CHECK_FALSE(first->redelivered);
+    auto second = channel.next_result(10s);
+    REQUIRE(second);
+    CHECK(second->body == big);
+    CHECK(second->headers.at("x-batch") == "2");
+    channel.ack(first->delivery_tag);
+    channel.ack(second->delivery_tag);
+    CHECK_FALSE(channel.next_result(200ms));
+  }
+  // Closing the channel would have requeued anything unacked.
+  BrokerSession session(test_address(), options);
+  CHECK(session.message_count(queues::results_for(job)) == 0);
+  session.delete_queue(queues::results_for(job));
+}
+
+TEST_CASE("an unacked result is redelivered to the next channel of the same job", "[broker][job]") {
+  const std::string job = unique_name("job");
+  {
+    JobChannel channel(test_address(), test_options(), job, {});
+    channel.publish(text_message(channel.result_queue(), "kept"));
+    channel.wait_confirms(10s);
+    REQUIRE(channel.next_result(10s));  // never acked
+  }
+  JobChannel again(test_address(), test_options(), job, {});
+  auto result = again.next_result(10s);
+  REQUIRE(result);
+  CHECK(text_of(*result) == "kept");
+  CHECK(result->redelivered);
+  again.ack(result->delivery_tag);
+  again.delete_result_queue();
+  BrokerSession session(test_address(), test_options());
+  CHECK_THROWS_AS(session.message_count(queues::results_for(job)), BrokerRefused);
+}
+
+TEST_CASE("messages published to a stage queue are persistent and readable with a session", "[broker][job]") {
+  const auto options = test_options();
+  const std::string queue = unique_name("stage");
+  BrokerSession session(test_address(), options);
+  session.declare_stage_queue(queue);
+  JobChannel channel(test_address(), options, unique_name("job"), {});
+  for (int i = 0; i < 10; ++i) channel.publish(text_message(queue, "m" + std::to_string(i)), 4);
+  channel.wait_confirms(10s);
+  CHECK(session.message_count(queue) == 10);
+  auto first = session.get(queue);
+  REQUIRE(first);
+  CHECK(text_of(*first) == "m0");
+  session.purge(queue);
+  CHECK_FALSE(session.get(queue));
+  channel.delete_result_queue();
+  session.delete_queue(queue);
+}
+
+TEST_CASE("broker failures name the operation and the reason", "[broker][errors]") {
+  auto options = test_options();
+  SECTION("nothing listens on the port") {
+    auto address = BrokerAddress::parse("amqp://guest:guest@127.0.0.1:1/");
+    try {
+      BrokerSession session(address, options);
+      FAIL("connected to a closed port");
+    } catch (const BrokerUnreachable& error) {
+      CHECK_THAT(error.what(), Contains("connect") && Contains("127.0.0.1:1"));
+    }
+  }
+  SECTION("wrong password") {
+    auto address = test_address();
+    address.password = "not-the-password";
+    try {
+      BrokerSession session(address, options);
+      FAIL("logged in with a wrong password");
+    } catch (const BrokerRefused& error) {
+      CHECK_THAT(error.what(), Contains("log in") && Contains("ACCESS_REFUSED"));
+      CHECK(std::string(error.what()).find("not-the-password") == std::string::npos);
+    }
+  }
+  SECTION("a stage queue redeclared with another delivery limit") {
+    const std::string queue = unique_name("stage");
+    BrokerSession(test_address(), options).declare_stage_queue(queue);
+    options.delivery_limit = options.delivery_limit + 1;
+    try {
+      BrokerSession(test_address(), options).declare_stage_queue(queue);
+      FAIL("the broker accepted inequivalent queue arguments");
+    } catch (const BrokerRefused& error) {
+      CHECK_THAT(error.what(), Contains("declare queue " + queue) && Contains("406"));
+    }
+    BrokerSession(test_address(), test_options()).delete_queue(queue);
+  }
+  SECTION("a job channel gives up on a broker that never comes") {
+    options.give_up_after = 2s;
+    const auto started = std::chrono::steady_clock::now();
+    try {
+      JobChannel channel(BrokerAddress::parse("amqp://guest:guest@127.0.0.1:1/"), options, "never", {});
+      FAIL("connected to a closed port");
+    } catch (const BrokerUnreachable& error) {
+      CHECK_THAT(error.what(), Contains("unreachable") && Contains("giving up"));
+    }
+    CHECK(std::chrono::steady_clock::now() - started < 5s);
+  }
+}
