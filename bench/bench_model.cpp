@@ -41,7 +41,8 @@ int main(int argc, char** argv) {
   const auto backbone = Backbone::load(config, compute);
 
   // Bare forward: random normalised input, whole batches, after one warm-up batch.
-  const auto per_image = static_cast<std::size_t>(config.input.channels * config.input.width * config.input.height);
+  const auto per_image =
+      static_cast<std::size_t>(config.input.channels * config.input.width * config.input.height);
   std::vector<float> batch(per_image * static_cast<std::size_t>(batch_size));
   std::mt19937 random(1);
   std::normal_distribution<float> normal;
@@ -93,10 +94,12 @@ int main(int argc, char** argv) {
     const char* edges[4] = {"images", "pixels", "features", "results"};
     std::size_t total = 0;
     for (int i = 0; i < 4; ++i) {
-      std::cout << "wire_bytes_per_image_" << edges[i] << " " << static_cast<double>(wire[i]) / static_cast<double>(counted) << "\n";
+      std::cout << "wire_bytes_per_image_" << edges[i] << " "
+                << static_cast<double>(wire[i]) / static_cast<double>(counted) << "\n";
       total += wire[i];
     }
-    std::cout << "wire_bytes_per_image_total " << static_cast<double>(total) / static_cast<double>(counted) << "\n";
+    std::cout << "wire_bytes_per_image_total " << static_cast<double>(total) / static_cast<double>(counted)
+              << "\n";
   }
   return 0;
 }

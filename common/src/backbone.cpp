@@ -44,8 +44,9 @@ struct Backbone::Impl {
 };
 
 void configure_compute(const ComputeOptions& options) {
-  const int threads = options.threads > 0 ? options.threads
-                                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = options.threads > 0
+                          ? options.threads
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(threads);
 }
 
@@ -87,9 +88,9 @@ std::vector<std::vector<float>> Backbone::extract(std::span<const PixelImage* co
     const PixelImage& image = *images[n];
     if (image.width != input.width || image.height != input.height || image.channels != input.channels) {
       throw ModelError("pixels of " + image.image_id + " are " + std::to_string(image.width) + "x" +
-                       std::to_string(image.height) + "x" + std::to_string(image.channels) + ", the model wants " +
-                       std::to_string(input.width) + "x" + std::to_string(input.height) + "x" +
-                       std::to_string(input.channels));
+                       std::to_string(image.height) + "x" + std::to_string(image.channels) +
+                       ", the model wants " + std::to_string(input.width) + "x" +
+                       std::to_string(input.height) + "x" + std::to_string(input.channels));
     }
     // HWC uint8 -> CHW float, (x/255 - mean)/std, exactly as the backbone was trained.
     for (std::size_t c = 0; c < channels; ++c) {
@@ -103,10 +104,11 @@ std::vector<std::vector<float>> Backbone::extract(std::span<const PixelImage* co
   return impl_->run(batch);
 }
 
-std::vector<std::vector<float>> Backbone::forward_normalised(const std::vector<float>& nchw, int count) const {
+std::vector<std::vector<float>> Backbone::forward_normalised(const std::vector<float>& nchw,
+                                                             int count) const {
   const InputSpec& input = impl_->input;
-  auto batch = torch::from_blob(const_cast<float*>(nchw.data()), {count, input.channels, input.height, input.width},
-                                torch::kFloat);
+  auto batch = torch::from_blob(const_cast<float*>(nchw.data()),
+                                {count, input.channels, input.height, input.width}, torch::kFloat);
   return impl_->run(batch);
 }
 
@@ -116,6 +118,8 @@ int Backbone::measure_feature_dim() const {
   return static_cast<int>(forward_normalised(blank, 1).at(0).size());
 }
 
-const std::string& Backbone::device() const { return impl_->device_name; }
+const std::string& Backbone::device() const {
+  return impl_->device_name;
+}
 
 }  // namespace imgpipe

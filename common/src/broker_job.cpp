@@ -17,7 +17,8 @@ std::string run_broker_job(const BrokerAddress& address, const std::vector<JobIn
       const Batch batch = decode(message.body);
       const auto* result_batch = std::get_if<ResultBatch>(&batch);
       if (result_batch == nullptr || result_batch->job.job_id != job_id) {
-        log("warn", "ignoring a message on " + channel.result_queue() + " that is not a result of job " + job_id);
+        log("warn",
+            "ignoring a message on " + channel.result_queue() + " that is not a result of job " + job_id);
       } else {
         for (const auto& result : result_batch->results) results.add(result, result_batch->job.model_version);
       }
@@ -45,8 +46,9 @@ std::string run_broker_job(const BrokerAddress& address, const std::vector<JobIn
       take_result(*message);
       last_progress = std::chrono::steady_clock::now();
     } else if (std::chrono::steady_clock::now() - last_progress > settings.idle_timeout) {
-      throw BrokerError("job " + job_id + " stalled: no result for " + std::to_string(settings.idle_timeout.count()) +
-                        " s with " + std::to_string(results.total() - results.done()) +
+      throw BrokerError("job " + job_id + " stalled: no result for " +
+                        std::to_string(settings.idle_timeout.count()) + " s with " +
+                        std::to_string(results.total() - results.done()) +
                         " images outstanding (are the workers running?)");
     }
   }

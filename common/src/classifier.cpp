@@ -20,8 +20,8 @@ Sample to_sample(std::span<const float> features) {
   return sample;
 }
 
-DecisionFunction train_svm(const std::vector<Sample>& samples, const std::vector<unsigned long>& labels, double c,
-                           int threads) {
+DecisionFunction train_svm(const std::vector<Sample>& samples, const std::vector<unsigned long>& labels,
+                           double c, int threads) {
   dlib::svm_multiclass_linear_trainer<Kernel, unsigned long> trainer;
   trainer.set_c(c);
   trainer.set_num_threads(static_cast<unsigned long>(std::max(1, threads)));
@@ -69,15 +69,16 @@ std::shared_ptr<const LinearClassifier> LinearClassifier::load(const ModelConfig
 }
 
 std::pair<std::shared_ptr<const LinearClassifier>, SvmTrainingReport> LinearClassifier::train(
-    const std::vector<std::vector<float>>& features, const std::vector<std::size_t>& labels, std::size_t class_count,
-    const SvmTrainingOptions& options) {
+    const std::vector<std::vector<float>>& features, const std::vector<std::size_t>& labels,
+    std::size_t class_count, const SvmTrainingOptions& options) {
   if (features.size() != labels.size() || features.empty()) {
     throw std::invalid_argument("training needs as many labels as feature vectors, and at least one");
   }
   std::vector<std::size_t> per_class(class_count, 0);
   for (auto label : labels) ++per_class.at(label);
   for (std::size_t c = 0; c < class_count; ++c) {
-    if (per_class[c] == 0) throw std::invalid_argument("class " + std::to_string(c) + " has no training image");
+    if (per_class[c] == 0)
+      throw std::invalid_argument("class " + std::to_string(c) + " has no training image");
   }
 
   auto impl = std::make_unique<Impl>();
@@ -97,7 +98,8 @@ std::pair<std::shared_ptr<const LinearClassifier>, SvmTrainingReport> LinearClas
     std::iota(order.begin(), order.end(), std::size_t{0});
     std::mt19937 random(options.seed);
     std::shuffle(order.begin(), order.end(), random);
-    const auto held = std::max<std::size_t>(1, static_cast<std::size_t>(options.holdout_fraction * static_cast<double>(samples.size())));
+    const auto held = std::max<std::size_t>(
+        1, static_cast<std::size_t>(options.holdout_fraction * static_cast<double>(samples.size())));
     std::vector<Sample> fit_x, held_x;
     std::vector<unsigned long> fit_y, held_y;
     for (std::size_t i = 0; i < order.size(); ++i) {
@@ -120,14 +122,16 @@ std::pair<std::shared_ptr<const LinearClassifier>, SvmTrainingReport> LinearClas
 
 Prediction LinearClassifier::predict(std::span<const float> features) const {
   if (features.size() != feature_dim()) {
-    throw ModelError("feature vector has " + std::to_string(features.size()) + " values, the classifier expects " +
-                     std::to_string(feature_dim()));
+    throw ModelError("feature vector has " + std::to_string(features.size()) +
+                     " values, the classifier expects " + std::to_string(feature_dim()));
   }
   const auto [label, score] = impl_->function.predict(impl_->normalizer(to_sample(features)));
   return {label, score};
 }
 
-std::size_t LinearClassifier::feature_dim() const { return static_cast<std::size_t>(impl_->function.weights.nc()); }
+std::size_t LinearClassifier::feature_dim() const {
+  return static_cast<std::size_t>(impl_->function.weights.nc());
+}
 
 void LinearClassifier::save(const std::filesystem::path& file) const {
   dlib::serialize(file.string()) << impl_->normalizer << impl_->function;
@@ -137,7 +141,8 @@ ClassifyStage::ClassifyStage(ModelStore store) : classifiers_(std::move(store), 
 
 StageOutput ClassifyStage::process(const Batch& in) {
   const auto* batch = std::get_if<FeatureBatch>(&in);
-  if (batch == nullptr) throw MessageError(std::string("classify expects a features batch, got ") + to_string(kind_of(in)));
+  if (batch == nullptr)
+    throw MessageError(std::string("classify expects a features batch, got ") + to_string(kind_of(in)));
   StageOutput output;
   auto fail_all = [&](const std::string& reason) {
     for (const auto& feature : batch->features) output.errors.push_back({feature.image_id, "", 0.0, reason});
@@ -158,7 +163,8 @@ StageOutput ClassifyStage::process(const Batch& in) {
   for (const auto& feature : batch->features) {
     try {
       const Prediction prediction = model.loaded->predict(feature.values);
-      results.results.push_back({feature.image_id, model.config->classes.at(prediction.class_index), prediction.score, ""});
+      results.results.push_back(
+          {feature.image_id, model.config->classes.at(prediction.class_index), prediction.score, ""});
     } catch (const ModelError& error) {
       output.errors.push_back({feature.image_id, "", 0.0, error.what()});
     }

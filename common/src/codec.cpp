@@ -13,7 +13,8 @@ constexpr char kMagic[4] = {'I', 'M', 'G', 'P'};
 constexpr std::size_t kPrefixBytes = 12;  // magic, version, kind, flags, header length
 constexpr std::size_t kPayloadLengthBytes = 8;
 
-static_assert(sizeof(float) == 4 && std::numeric_limits<float>::is_iec559, "features travel as IEEE-754 binary32");
+static_assert(sizeof(float) == 4 && std::numeric_limits<float>::is_iec559,
+              "features travel as IEEE-754 binary32");
 
 template <typename T>
 void put_le(std::vector<std::uint8_t>& out, T value) {
@@ -23,12 +24,15 @@ void put_le(std::vector<std::uint8_t>& out, T value) {
 template <typename T>
 T get_le(const std::uint8_t* in) {
   T value = 0;
-  for (std::size_t i = 0; i < sizeof(T); ++i) value = static_cast<T>(value | (static_cast<T>(in[i]) << (8 * i)));
+  for (std::size_t i = 0; i < sizeof(T); ++i)
+    value = static_cast<T>(value | (static_cast<T>(in[i]) << (8 * i)));
   return value;
 }
 
 json job_to_json(const JobRef& job) {
-  return {{"job_id", job.job_id}, {"reply_to", job.reply_to}, {"model", job.model},
+  return {{"job_id", job.job_id},
+          {"reply_to", job.reply_to},
+          {"model", job.model},
           {"model_version", job.model_version}};
 }
 
@@ -51,7 +55,8 @@ struct Encoder {
   PayloadWriter& writer;
   json operator()(const ImageBatch& b) const {
     json items = json::array();
-    for (const auto& image : b.images) items.push_back(writer.add(image.image_id, image.bytes.data(), image.bytes.size()));
+    for (const auto& image : b.images)
+      items.push_back(writer.add(image.image_id, image.bytes.data(), image.bytes.size()));
     return items;
   }
   json operator()(const PixelBatch& b) const {
@@ -133,8 +138,9 @@ class HeaderReader {
     const std::int64_t length = integer(item, "length", where);
     if (offset < 0 || length < 0 || static_cast<std::uint64_t>(offset) > payload_size_ ||
         static_cast<std::uint64_t>(length) > payload_size_ - static_cast<std::uint64_t>(offset)) {
-      throw MessageError(where + " points outside the payload (offset " + std::to_string(offset) + ", length " +
-                         std::to_string(length) + ", payload " + std::to_string(payload_size_) + " bytes)");
+      throw MessageError(where + " points outside the payload (offset " + std::to_string(offset) +
+                         ", length " + std::to_string(length) + ", payload " + std::to_string(payload_size_) +
+                         " bytes)");
     }
     return {static_cast<std::size_t>(offset), static_cast<std::size_t>(length)};
   }
@@ -153,7 +159,9 @@ class HeaderReader {
   const CodecLimits& limits_;
 };
 
-std::string item_where(std::size_t index) { return "item " + std::to_string(index); }
+std::string item_where(std::size_t index) {
+  return "item " + std::to_string(index);
+}
 
 ImageBatch decode_images(const HeaderReader& reader, const std::uint8_t* payload) {
   ImageBatch batch{reader.job(), {}};
@@ -187,8 +195,8 @@ PixelBatch decode_pixels(const HeaderReader& reader, const std::uint8_t* payload
     const auto expected = static_cast<std::uint64_t>(width * height * channels);
     if (length != expected) {
       throw MessageError(where + " tensor has " + std::to_string(length) + " bytes but its header says " +
-                         std::to_string(width) + "x" + std::to_string(height) + "x" + std::to_string(channels) +
-                         " = " + std::to_string(expected));
+                         std::to_string(width) + "x" + std::to_string(height) + "x" +
+                         std::to_string(channels) + " = " + std::to_string(expected));
     }
     batch.images.push_back({HeaderReader::string(items[i], "id", where), static_cast<int>(width),
                             static_cast<int>(height), static_cast<int>(channels),
@@ -211,7 +219,8 @@ FeatureBatch decode_features(const HeaderReader& reader, const std::uint8_t* pay
       throw MessageError(where + " tensor has " + std::to_string(length) + " bytes but its header says " +
                          std::to_string(dim) + " floats");
     }
-    FeatureVector feature{HeaderReader::string(items[i], "id", where), std::vector<float>(static_cast<std::size_t>(dim))};
+    FeatureVector feature{HeaderReader::string(items[i], "id", where),
+                          std::vector<float>(static_cast<std::size_t>(dim))};
     std::memcpy(feature.values.data(), payload + offset, length);
     batch.features.push_back(std::move(feature));
   }
@@ -266,23 +275,26 @@ Batch decode(std::span<const std::uint8_t> bytes, const CodecLimits& limits) {
                        std::to_string(limits.max_message_bytes));
   }
   if (bytes.size() < kPrefixBytes + kPayloadLengthBytes) {
-    throw MessageError("message of " + std::to_string(bytes.size()) + " bytes is too short to be an imgpipe batch");
+    throw MessageError("message of " + std::to_string(bytes.size()) +
+                       " bytes is too short to be an imgpipe batch");
   }
   if (std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0) {
     throw MessageError("not an imgpipe message (bad magic bytes)");
   }
   const auto version = get_le<std::uint16_t>(bytes.data() + 4);
   if (version != kSchemaVersion) {
-    throw MessageError("unsupported schema version " + std::to_string(version) + " (this build reads version " +
-                       std::to_string(kSchemaVersion) + ")");
+    throw MessageError("unsupported schema version " + std::to_string(version) +
+                       " (this build reads version " + std::to_string(kSchemaVersion) + ")");
   }
   const std::uint8_t kind = bytes[6];
-  if (kind < static_cast<std::uint8_t>(BatchKind::images) || kind > static_cast<std::uint8_t>(BatchKind::results)) {
+  if (kind < static_cast<std::uint8_t>(BatchKind::images) ||
+      kind > static_cast<std::uint8_t>(BatchKind::results)) {
     throw MessageError("unknown batch kind " + std::to_string(kind));
   }
   if (bytes[7] != 0) throw MessageError("unknown flags " + std::to_string(bytes[7]));
   const auto header_size = get_le<std::uint32_t>(bytes.data() + 8);
-  if (header_size > limits.max_header_bytes || header_size > bytes.size() - kPrefixBytes - kPayloadLengthBytes) {
+  if (header_size > limits.max_header_bytes ||
+      header_size > bytes.size() - kPrefixBytes - kPayloadLengthBytes) {
     throw MessageError("header length " + std::to_string(header_size) + " does not fit the message");
   }
   const std::uint8_t* payload_length_at = bytes.data() + kPrefixBytes + header_size;
@@ -305,10 +317,14 @@ Batch decode(std::span<const std::uint8_t> bytes, const CodecLimits& limits) {
   const std::uint8_t* payload = payload_length_at + kPayloadLengthBytes;
   try {
     switch (static_cast<BatchKind>(kind)) {
-      case BatchKind::images: return decode_images(reader, payload);
-      case BatchKind::pixels: return decode_pixels(reader, payload);
-      case BatchKind::features: return decode_features(reader, payload);
-      case BatchKind::results: return decode_results(reader, header);
+      case BatchKind::images:
+        return decode_images(reader, payload);
+      case BatchKind::pixels:
+        return decode_pixels(reader, payload);
+      case BatchKind::features:
+        return decode_features(reader, payload);
+      case BatchKind::results:
+        return decode_results(reader, header);
     }
   } catch (const json::exception& error) {
     throw MessageError(std::string("header has an unexpected shape: ") + error.what());

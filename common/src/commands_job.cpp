@@ -30,8 +30,9 @@ JobSettings job_settings(const ToolOptions& tool, const std::string& model, int 
 }
 
 // Runs the job in the chosen mode and fills `results`; returns the elapsed seconds.
-double execute(const ToolOptions& tool, bool via_broker, const std::vector<JobInput>& inputs, const JobSettings& settings,
-               int idle_timeout_seconds, JobResults& results, const Logger& log) {
+double execute(const ToolOptions& tool, bool via_broker, const std::vector<JobInput>& inputs,
+               const JobSettings& settings, int idle_timeout_seconds, JobResults& results,
+               const Logger& log) {
   const auto start = std::chrono::steady_clock::now();
   if (via_broker) {
     BrokerAddress address;
@@ -46,10 +47,12 @@ double execute(const ToolOptions& tool, bool via_broker, const std::vector<JobIn
     broker_settings.connection.client_name = "imgpipe-publisher";
     const std::string job_id = run_broker_job(address, inputs, broker_settings, results, log.as_log_fn());
     if (results.duplicates() > 0) {
-      log.info("job " + job_id + ": ignored " + std::to_string(results.duplicates()) + " duplicate results (redeliveries)");
+      log.info("job " + job_id + ": ignored " + std::to_string(results.duplicates()) +
+               " duplicate results (redeliveries)");
     }
   } else {
-    ComputeOptions compute{tool.threads, settings.batch_size > 0 ? static_cast<int>(settings.batch_size) : 32, true};
+    ComputeOptions compute{tool.threads, settings.batch_size > 0 ? static_cast<int>(settings.batch_size) : 32,
+                           true};
     configure_compute(compute);
     run_local_job(inputs, settings, ModelStore(tool.models), compute, results);
   }
@@ -77,7 +80,8 @@ int job_command(const ToolOptions& tool, const JobOptions& job, bool via_broker)
     const auto inputs = collect_inputs(job.inputs);
     if (inputs.empty()) throw UsageError("no images found in the given inputs");
     JobResults results(inputs);
-    const double seconds = execute(tool, via_broker, inputs, settings, job.idle_timeout_seconds, results, log);
+    const double seconds =
+        execute(tool, via_broker, inputs, settings, job.idle_timeout_seconds, results, log);
     write_output(job.output, format, inputs, results, job.model);
     if (!tool.quiet) {
       std::cerr << results.done() - results.failed() << " classified, " << results.failed() << " failed, "
@@ -100,20 +104,26 @@ int job_command(const ToolOptions& tool, const JobOptions& job, bool via_broker)
 
 }  // namespace
 
-int submit_command(const ToolOptions& tool, const JobOptions& job) { return job_command(tool, job, true); }
-int run_command(const ToolOptions& tool, const JobOptions& job) { return job_command(tool, job, false); }
+int submit_command(const ToolOptions& tool, const JobOptions& job) {
+  return job_command(tool, job, true);
+}
+int run_command(const ToolOptions& tool, const JobOptions& job) {
+  return job_command(tool, job, false);
+}
 
 int eval_command(const ToolOptions& tool, const EvalOptions& options) {
   Logger log("imgpipe");
   try {
-    if (options.mode != "local" && options.mode != "broker") throw UsageError("--mode must be local or broker");
+    if (options.mode != "local" && options.mode != "broker")
+      throw UsageError("--mode must be local or broker");
     const JobSettings settings = job_settings(tool, options.model, options.batch_size);
     const ModelConfig config = ModelStore(tool.models).load(options.model);
     const LabelledDataset dataset = load_labelled_folder(options.dataset);
     JobResults results(dataset.inputs);
     const double seconds =
         execute(tool, options.mode == "broker", dataset.inputs, settings, 600, results, log);
-    if (!options.output.empty()) write_output(options.output, OutputFormat::jsonl, dataset.inputs, results, options.model);
+    if (!options.output.empty())
+      write_output(options.output, OutputFormat::jsonl, dataset.inputs, results, options.model);
 
     // Rows: the dataset's classes. Columns: the model's classes, then errors.
     std::map<std::string, std::size_t> column_of;
@@ -125,22 +135,25 @@ int eval_command(const ToolOptions& tool, const EvalOptions& options) {
     for (std::size_t i = 0; i < dataset.inputs.size(); ++i) {
       const ImageResult* result = results.find(dataset.inputs[i].image_id);
       const bool ok = result && result->ok();
-      const std::size_t column = ok && column_of.count(result->label) ? column_of[result->label] : error_column;
+      const std::size_t column =
+          ok && column_of.count(result->label) ? column_of[result->label] : error_column;
       ++confusion[dataset.labels[i]][column];
       if (ok && result->label == dataset.classes[dataset.labels[i]]) ++correct;
     }
     const double accuracy = static_cast<double>(correct) / static_cast<double>(dataset.inputs.size());
-    std::cout << "model " << options.model << "@" << config.version << " on " << options.dataset << " (" << options.mode
-              << " mode)\n";
-    std::cout << "images: " << dataset.inputs.size() << "  correct: " << correct << "  errors: " << results.failed()
-              << "\naccuracy: " << std::fixed << std::setprecision(2) << 100.0 * accuracy << "%\n";
-    std::cout << "throughput: " << std::setprecision(1) << static_cast<double>(dataset.inputs.size()) / seconds
-              << " images/s (" << seconds << " s)\n";
+    std::cout << "model " << options.model << "@" << config.version << " on " << options.dataset << " ("
+              << options.mode << " mode)\n";
+    std::cout << "images: " << dataset.inputs.size() << "  correct: " << correct
+              << "  errors: " << results.failed() << "\naccuracy: " << std::fixed << std::setprecision(2)
+              << 100.0 * accuracy << "%\n";
+    std::cout << "throughput: " << std::setprecision(1)
+              << static_cast<double>(dataset.inputs.size()) / seconds << " images/s (" << seconds << " s)\n";
     std::cout << "confusion matrix (rows: true class, columns: predicted)\n";
     std::size_t name_width = 6;
     for (const auto& name : dataset.classes) name_width = std::max(name_width, name.size());
     std::cout << std::setw(static_cast<int>(name_width)) << "" << ' ';
-    for (std::size_t c = 0; c <= error_column; ++c) std::cout << std::setw(6) << (c == error_column ? "error" : std::to_string(c));
+    for (std::size_t c = 0; c <= error_column; ++c)
+      std::cout << std::setw(6) << (c == error_column ? "error" : std::to_string(c));
     std::cout << '\n';
     for (std::size_t row = 0; row < dataset.classes.size(); ++row) {
       std::cout << std::setw(static_cast<int>(name_width)) << dataset.classes[row] << ' ';

@@ -16,7 +16,8 @@ int train_command(const ToolOptions& tool, const TrainOptions& options) {
   Logger log("imgpipe train");
   try {
     const ModelStore store(tool.models);
-    if (!is_valid_model_name(options.model)) throw UsageError("\"" + options.model + "\" is not a valid model name");
+    if (!is_valid_model_name(options.model))
+      throw UsageError("\"" + options.model + "\" is not a valid model name");
     if (options.c_values.empty()) throw UsageError("--c needs at least one value");
     const ModelConfig backbone = store.load(options.backbone);
     const LabelledDataset dataset = load_labelled_folder(options.dataset);
@@ -31,7 +32,8 @@ int train_command(const ToolOptions& tool, const TrainOptions& options) {
     const JobRef job{new_job_id(), "", options.backbone, ""};
 
     std::map<std::string, std::size_t> label_of;
-    for (std::size_t i = 0; i < dataset.inputs.size(); ++i) label_of[dataset.inputs[i].image_id] = dataset.labels[i];
+    for (std::size_t i = 0; i < dataset.inputs.size(); ++i)
+      label_of[dataset.inputs[i].image_id] = dataset.labels[i];
     std::vector<std::vector<float>> features;
     std::vector<std::size_t> labels;
     std::size_t failed = 0;
@@ -71,24 +73,26 @@ int train_command(const ToolOptions& tool, const TrainOptions& options) {
     classifier->save(dir / "classifier.dat");
     ModelConfig config = backbone;
     config.name = options.model;
-    config.description = options.description.empty()
-                             ? "linear SVM over " + options.backbone + " features, trained on " + options.dataset
-                             : options.description;
+    config.description = options.description.empty() ? "linear SVM over " + options.backbone +
+                                                           " features, trained on " + options.dataset
+                                                     : options.description;
     config.backbone.file = "backbone.pt";
-    config.classifier = ClassifierSpec{"classifier.dat", sha256_hex_of_file(dir / "classifier.dat"), backbone.backbone.sha256};
+    config.classifier = ClassifierSpec{"classifier.dat", sha256_hex_of_file(dir / "classifier.dat"),
+                                       backbone.backbone.sha256};
     config.classes = dataset.classes;
     const std::string version = store.save(config);
     store.load(options.model);  // proves what we wrote reads back and verifies
 
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::cout << "trained model " << options.model << "@" << version << " in " << dir.string() << "\n"
-              << "images: " << features.size() << " used, " << failed << " skipped; classes: " << dataset.classes.size()
-              << "\n";
+              << "images: " << features.size() << " used, " << failed
+              << " skipped; classes: " << dataset.classes.size() << "\n";
     for (const auto& [c, accuracy] : report.accuracy_by_c) {
-      std::cout << "  C=" << c << ": held-out accuracy " << std::fixed << std::setprecision(2) << 100.0 * accuracy
-                << "%\n";
+      std::cout << "  C=" << c << ": held-out accuracy " << std::fixed << std::setprecision(2)
+                << 100.0 * accuracy << "%\n";
     }
-    std::cout << "chosen C=" << report.chosen_c << ", " << std::fixed << std::setprecision(1) << seconds << " s\n";
+    std::cout << "chosen C=" << report.chosen_c << ", " << std::fixed << std::setprecision(1) << seconds
+              << " s\n";
     return exit_code::ok;
   } catch (const UsageError& error) {
     log.error(error.what());
@@ -113,16 +117,21 @@ int add_backbone_command(const ToolOptions& tool, const AddBackboneOptions& opti
     ModelConfig config;
     config.name = options.name;
     config.description = "backbone imported from " + options.file;
-    config.input = {options.width, options.height, options.channels,
+    config.input = {options.width,
+                    options.height,
+                    options.channels,
                     options.resize == "stretch" ? ResizeMode::stretch : ResizeMode::center_crop,
                     options.interpolation == "area" ? Interpolation::area : Interpolation::linear,
-                    options.mean, options.std};
+                    options.mean,
+                    options.std};
     config.backbone = {"backbone.pt", sha256_hex_of_file(target), options.architecture, 0};
-    ModelConfig::from_json([&] {  // validates the input spec before running anything
-      auto json = config.to_json();
-      json["backbone"]["feature_dim"] = 1;
-      return json;
-    }(), config.name);
+    ModelConfig::from_json(
+        [&] {  // validates the input spec before running anything
+          auto json = config.to_json();
+          json["backbone"]["feature_dim"] = 1;
+          return json;
+        }(),
+        config.name);
     // Running one blank image proves the module loads and runs, and tells its feature size.
     ComputeOptions compute{tool.threads, 1, true};
     configure_compute(compute);
@@ -130,7 +139,8 @@ int add_backbone_command(const ToolOptions& tool, const AddBackboneOptions& opti
     config.backbone.feature_dim = Backbone::load(config, compute)->measure_feature_dim();
     const std::string version = store.save(config);
     std::cout << "added backbone " << options.name << "@" << version << ": " << config.backbone.feature_dim
-              << " features from " << options.width << "x" << options.height << "x" << options.channels << " input\n";
+              << " features from " << options.width << "x" << options.height << "x" << options.channels
+              << " input\n";
     return exit_code::ok;
   } catch (const UsageError& error) {
     log.error(error.what());
@@ -148,9 +158,10 @@ int models_command(const ToolOptions& tool) {
   for (const auto& name : names) {
     try {
       const ModelConfig config = store.load(name);
-      std::cout << name << "@" << config.version << "  " << config.input.width << "x" << config.input.height << "x"
-                << config.input.channels << " -> " << config.backbone.feature_dim << " features -> "
-                << (config.classifier ? std::to_string(config.classes.size()) + " classes" : std::string("(backbone only)"))
+      std::cout << name << "@" << config.version << "  " << config.input.width << "x" << config.input.height
+                << "x" << config.input.channels << " -> " << config.backbone.feature_dim << " features -> "
+                << (config.classifier ? std::to_string(config.classes.size()) + " classes"
+                                      : std::string("(backbone only)"))
                 << "  " << config.description << "\n";
     } catch (const ModelError& error) {
       std::cout << name << "  BROKEN: " << error.what() << "\n";

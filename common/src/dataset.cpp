@@ -10,7 +10,8 @@ LabelledDataset load_labelled_folder(const fs::path& root) {
   if (!fs::is_directory(root, error)) throw UsageError("dataset folder " + root.string() + " does not exist");
   std::vector<fs::path> class_dirs;
   for (const auto& entry : fs::directory_iterator(root, error)) {
-    if (entry.is_directory() && entry.path().filename().string().front() != '.') class_dirs.push_back(entry.path());
+    if (entry.is_directory() && entry.path().filename().string().front() != '.')
+      class_dirs.push_back(entry.path());
   }
   std::sort(class_dirs.begin(), class_dirs.end());
   LabelledDataset dataset;
@@ -31,7 +32,8 @@ LabelledDataset load_labelled_folder(const fs::path& root) {
   const int width = std::max<int>(6, static_cast<int>(std::to_string(dataset.inputs.size()).size()));
   for (std::size_t i = 0; i < dataset.inputs.size(); ++i) {
     std::string id = std::to_string(i);
-    dataset.inputs[i].image_id = std::string(static_cast<std::size_t>(std::max(0, width - static_cast<int>(id.size()))), '0') + id;
+    dataset.inputs[i].image_id =
+        std::string(static_cast<std::size_t>(std::max(0, width - static_cast<int>(id.size()))), '0') + id;
   }
   return dataset;
 }

@@ -5,11 +5,13 @@
 namespace imgpipe {
 
 FeatureStage::FeatureStage(ModelStore store, ComputeOptions options)
-    : backbones_(std::move(store), [options](const ModelConfig& config) { return Backbone::load(config, options); }) {}
+    : backbones_(std::move(store),
+                 [options](const ModelConfig& config) { return Backbone::load(config, options); }) {}
 
 StageOutput FeatureStage::process(const Batch& in) {
   const auto* batch = std::get_if<PixelBatch>(&in);
-  if (batch == nullptr) throw MessageError(std::string("feature expects a pixels batch, got ") + to_string(kind_of(in)));
+  if (batch == nullptr)
+    throw MessageError(std::string("feature expects a pixels batch, got ") + to_string(kind_of(in)));
   StageOutput output;
   auto fail_all = [&](const std::string& reason) {
     for (const auto& image : batch->images) output.errors.push_back({image.image_id, "", 0.0, reason});
@@ -33,10 +35,11 @@ StageOutput FeatureStage::process(const Batch& in) {
       fitting.push_back(&image);
     } else {
       output.errors.push_back({image.image_id, "", 0.0,
-                               "pixels are " + std::to_string(image.width) + "x" + std::to_string(image.height) +
-                                   "x" + std::to_string(image.channels) + " but model " + model.config->name +
-                                   " wants " + std::to_string(input.width) + "x" + std::to_string(input.height) +
-                                   "x" + std::to_string(input.channels)});
+                               "pixels are " + std::to_string(image.width) + "x" +
+                                   std::to_string(image.height) + "x" + std::to_string(image.channels) +
+                                   " but model " + model.config->name + " wants " +
+                                   std::to_string(input.width) + "x" + std::to_string(input.height) + "x" +
+                                   std::to_string(input.channels)});
     }
   }
   if (fitting.empty()) return output;
@@ -49,7 +52,8 @@ StageOutput FeatureStage::process(const Batch& in) {
   }
   FeatureBatch next{batch->job, {}};
   next.job.model_version = model.config->version;
-  for (std::size_t i = 0; i < fitting.size(); ++i) next.features.push_back({fitting[i]->image_id, std::move(features[i])});
+  for (std::size_t i = 0; i < fitting.size(); ++i)
+    next.features.push_back({fitting[i]->image_id, std::move(features[i])});
   output.next = std::move(next);
   return output;
 }

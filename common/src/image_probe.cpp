@@ -15,13 +15,19 @@ bool starts_with(Bytes bytes, std::initializer_list<std::uint8_t> prefix) {
 std::uint32_t be32(const std::uint8_t* p) {
   return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
 }
-std::uint16_t be16(const std::uint8_t* p) { return static_cast<std::uint16_t>((p[0] << 8) | p[1]); }
-std::uint16_t le16(const std::uint8_t* p) { return static_cast<std::uint16_t>(p[0] | (p[1] << 8)); }
-std::int32_t le32(const std::uint8_t* p) {
-  return static_cast<std::int32_t>(std::uint32_t{p[0]} | (std::uint32_t{p[1]} << 8) | (std::uint32_t{p[2]} << 16) |
-                                   (std::uint32_t{p[3]} << 24));
+std::uint16_t be16(const std::uint8_t* p) {
+  return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
 }
-int le24(const std::uint8_t* p) { return p[0] | (p[1] << 8) | (p[2] << 16); }
+std::uint16_t le16(const std::uint8_t* p) {
+  return static_cast<std::uint16_t>(p[0] | (p[1] << 8));
+}
+std::int32_t le32(const std::uint8_t* p) {
+  return static_cast<std::int32_t>(std::uint32_t{p[0]} | (std::uint32_t{p[1]} << 8) |
+                                   (std::uint32_t{p[2]} << 16) | (std::uint32_t{p[3]} << 24));
+}
+int le24(const std::uint8_t* p) {
+  return p[0] | (p[1] << 8) | (p[2] << 16);
+}
 
 ImageProbe sized(const char* format, std::int64_t width, std::int64_t height) {
   auto clamp = [](std::int64_t v) { return static_cast<int>(std::min<std::int64_t>(v, 0x7fffffff)); };
@@ -30,7 +36,8 @@ ImageProbe sized(const char* format, std::int64_t width, std::int64_t height) {
 
 ImageProbe probe_png(Bytes b) {
   // IHDR is always the first chunk: width and height at bytes 16..23.
-  if (b.size() >= 24 && std::memcmp(b.data() + 12, "IHDR", 4) == 0) return sized("png", be32(&b[16]), be32(&b[20]));
+  if (b.size() >= 24 && std::memcmp(b.data() + 12, "IHDR", 4) == 0)
+    return sized("png", be32(&b[16]), be32(&b[20]));
   return {"png", std::nullopt, std::nullopt};
 }
 
@@ -45,7 +52,8 @@ ImageProbe probe_jpeg(Bytes b) {
       continue;
     }
     const std::size_t length = be16(&b[at + 2]);
-    const bool start_of_frame = marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
+    const bool start_of_frame =
+        marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
     if (start_of_frame && at + 9 <= b.size()) return sized("jpeg", be16(&b[at + 7]), be16(&b[at + 5]));
     if (length < 2) break;
     at += 2 + length;
@@ -63,7 +71,8 @@ ImageProbe probe_bmp(Bytes b) {
 
 ImageProbe probe_webp(Bytes b) {
   if (b.size() >= 30) {
-    if (std::memcmp(&b[12], "VP8 ", 4) == 0) return sized("webp", le16(&b[26]) & 0x3FFF, le16(&b[28]) & 0x3FFF);
+    if (std::memcmp(&b[12], "VP8 ", 4) == 0)
+      return sized("webp", le16(&b[26]) & 0x3FFF, le16(&b[28]) & 0x3FFF);
     if (std::memcmp(&b[12], "VP8L", 4) == 0 && b.size() >= 25) {
       const std::uint32_t bits = static_cast<std::uint32_t>(le32(&b[21]));
       return sized("webp", (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1);
@@ -86,7 +95,8 @@ std::optional<ImageProbe> probe_image(Bytes b) {
   if (starts_with(b, {'I', 'I', 42, 0}) || starts_with(b, {'M', 'M', 0, 42})) {
     return ImageProbe{"tiff", std::nullopt, std::nullopt};
   }
-  if (starts_with(b, {0x00, 0x00, 0x00, 0x0C, 'j', 'P', ' ', ' '}) || starts_with(b, {0xFF, 0x4F, 0xFF, 0x51})) {
+  if (starts_with(b, {0x00, 0x00, 0x00, 0x0C, 'j', 'P', ' ', ' '}) ||
+      starts_with(b, {0xFF, 0x4F, 0xFF, 0x51})) {
     return ImageProbe{"jpeg2000", std::nullopt, std::nullopt};
   }
   if (starts_with(b, {'P'}) && b.size() > 2 && b[1] >= '1' && b[1] <= '6') {

@@ -20,7 +20,8 @@ namespace fs = std::filesystem;
 namespace {
 
 bool has_image_extension(const fs::path& path) {
-  static const std::set<std::string> kExtensions = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"};
+  static const std::set<std::string> kExtensions = {".jpg",  ".jpeg", ".png", ".bmp",
+                                                    ".webp", ".tif",  ".tiff"};
   std::string extension = path.extension().string();
   std::transform(extension.begin(), extension.end(), extension.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
@@ -34,7 +35,8 @@ void add_folder(const fs::path& folder, std::vector<fs::path>& out) {
   if (error) throw UsageError("cannot read folder " + folder.string() + ": " + error.message());
   for (const auto& entry : walk) {
     std::error_code status_error;
-    if (entry.is_regular_file(status_error) && has_image_extension(entry.path())) found.push_back(entry.path());
+    if (entry.is_regular_file(status_error) && has_image_extension(entry.path()))
+      found.push_back(entry.path());
   }
   std::sort(found.begin(), found.end());
   out.insert(out.end(), found.begin(), found.end());
@@ -115,14 +117,15 @@ ReadOutcome read_input(const JobInput& input, std::size_t max_file_bytes) {
   const auto size = fs::file_size(input.path, error);
   if (error) return fail("cannot read file: " + error.message());
   if (size > max_file_bytes) {
-    return fail("file of " + std::to_string(size) + " bytes is over the limit of " + std::to_string(max_file_bytes) +
-                " bytes");
+    return fail("file of " + std::to_string(size) + " bytes is over the limit of " +
+                std::to_string(max_file_bytes) + " bytes");
   }
   std::ifstream in(input.path, std::ios::binary);
   if (!in) return fail(std::string("cannot read file: ") + std::strerror(errno));
   EncodedImage image{input.image_id, std::vector<std::uint8_t>(size)};
   in.read(reinterpret_cast<char*>(image.bytes.data()), static_cast<std::streamsize>(size));
-  if (static_cast<std::size_t>(in.gcount()) != size) return fail("cannot read file: it changed while being read");
+  if (static_cast<std::size_t>(in.gcount()) != size)
+    return fail("cannot read file: it changed while being read");
   return {std::move(image), std::nullopt};
 }
 
@@ -195,7 +198,8 @@ void Progress::update(std::size_t done, std::size_t failed) {
   if (!enabled_) return;
   const auto now = std::chrono::steady_clock::now();
   const auto since_last = now - last_;
-  if (since_last < (terminal_ ? std::chrono::milliseconds(100) : std::chrono::milliseconds(5000)) && done < total_) {
+  if (since_last < (terminal_ ? std::chrono::milliseconds(100) : std::chrono::milliseconds(5000)) &&
+      done < total_) {
     return;
   }
   last_ = now;
@@ -211,8 +215,8 @@ void Progress::update(std::size_t done, std::size_t failed) {
   } else {
     line << what_ << ": ";
   }
-  line << done << '/' << total_ << " images, " << failed << " failed, " << std::fixed << std::setprecision(1) << rate
-       << " images/s, elapsed " << format_duration(elapsed) << ", ETA " << format_duration(eta);
+  line << done << '/' << total_ << " images, " << failed << " failed, " << std::fixed << std::setprecision(1)
+       << rate << " images/s, elapsed " << format_duration(elapsed) << ", ETA " << format_duration(eta);
   std::cerr << line.str() << (terminal_ ? "   " : "\n") << std::flush;
 }
 

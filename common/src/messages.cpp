@@ -2,7 +2,9 @@
 
 namespace imgpipe {
 
-BatchKind kind_of(const Batch& batch) { return static_cast<BatchKind>(batch.index() + 1); }
+BatchKind kind_of(const Batch& batch) {
+  return static_cast<BatchKind>(batch.index() + 1);
+}
 
 const JobRef& job_of(const Batch& batch) {
   return std::visit([](const auto& b) -> const JobRef& { return b.job; }, batch);
@@ -20,10 +22,14 @@ std::size_t item_count(const Batch& batch) {
 
 const char* to_string(BatchKind kind) {
   switch (kind) {
-    case BatchKind::images: return "images";
-    case BatchKind::pixels: return "pixels";
-    case BatchKind::features: return "features";
-    case BatchKind::results: return "results";
+    case BatchKind::images:
+      return "images";
+    case BatchKind::pixels:
+      return "pixels";
+    case BatchKind::features:
+      return "features";
+    case BatchKind::results:
+      return "results";
   }
   return "unknown";
 }

@@ -53,8 +53,12 @@ std::string read_text(const fs::path& file) {
   return text.str();
 }
 
-const char* to_string(ResizeMode mode) { return mode == ResizeMode::stretch ? "stretch" : "center-crop"; }
-const char* to_string(Interpolation mode) { return mode == Interpolation::area ? "area" : "linear"; }
+const char* to_string(ResizeMode mode) {
+  return mode == ResizeMode::stretch ? "stretch" : "center-crop";
+}
+const char* to_string(Interpolation mode) {
+  return mode == Interpolation::area ? "area" : "linear";
+}
 
 template <typename T>
 T field(const json& object, const char* key, const std::string& where) {
@@ -97,7 +101,8 @@ std::string sha256_hex_of_file(const fs::path& file) {
   std::vector<char> chunk(1 << 20);
   while (in) {
     in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
-    if (in.gcount() > 0 && EVP_DigestUpdate(context.get(), chunk.data(), static_cast<std::size_t>(in.gcount())) != 1) {
+    if (in.gcount() > 0 &&
+        EVP_DigestUpdate(context.get(), chunk.data(), static_cast<std::size_t>(in.gcount())) != 1) {
       throw std::runtime_error("sha256 update failed for " + file.string());
     }
   }
@@ -108,8 +113,8 @@ std::string sha256_hex_of_file(const fs::path& file) {
 bool is_valid_model_name(const std::string& name) {
   if (name.empty() || name.size() > 128 || name.front() == '.') return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-           c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
   });
 }
 
@@ -167,7 +172,8 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& name) {
   const auto interpolation = field<std::string>(input, "interpolation", input_where);
   config.input.mean = field<std::vector<float>>(input, "mean", input_where);
   config.input.std = field<std::vector<float>>(input, "std", input_where);
-  if (config.input.width < 1 || config.input.height < 1 || config.input.width > 4096 || config.input.height > 4096) {
+  if (config.input.width < 1 || config.input.height < 1 || config.input.width > 4096 ||
+      config.input.height > 4096) {
     throw ModelError(input_where + ": width and height must be within 1..4096");
   }
   if (config.input.channels != 1 && config.input.channels != 3) {
@@ -219,7 +225,8 @@ ModelStore::ModelStore(fs::path root) : root_(std::move(root)) {}
 
 fs::path ModelStore::dir_of(const std::string& name) const {
   if (!is_valid_model_name(name)) {
-    throw ModelError("\"" + name + "\" is not a valid model name (letters, digits, '.', '_', '-'; no leading '.')");
+    throw ModelError("\"" + name +
+                     "\" is not a valid model name (letters, digits, '.', '_', '-'; no leading '.')");
   }
   return root_ / name;
 }

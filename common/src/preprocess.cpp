@@ -30,7 +30,8 @@ void check_before_decoding(Bytes bytes, const DecodeLimits& limits) {
   }
   const auto probe = probe_image(bytes);
   if (!probe) throw ImageError("not a supported image (" + describe_first_bytes(bytes) + ")");
-  if (probe->format == "gif") throw ImageError("GIF images are not supported (OpenCV 4.6 has no GIF decoder)");
+  if (probe->format == "gif")
+    throw ImageError("GIF images are not supported (OpenCV 4.6 has no GIF decoder)");
   if (probe->width && probe->height) {
     const std::int64_t width = *probe->width;
     const std::int64_t height = *probe->height;
@@ -39,8 +40,9 @@ void check_before_decoding(Bytes bytes, const DecodeLimits& limits) {
                        std::to_string(height));
     }
     if (width > limits.max_dimension || height > limits.max_dimension || width * height > limits.max_pixels) {
-      throw ImageError(probe->format + " header claims " + std::to_string(width) + "x" + std::to_string(height) +
-                       " pixels, over the limit of " + std::to_string(limits.max_pixels) + " pixels or " +
+      throw ImageError(probe->format + " header claims " + std::to_string(width) + "x" +
+                       std::to_string(height) + " pixels, over the limit of " +
+                       std::to_string(limits.max_pixels) + " pixels or " +
                        std::to_string(limits.max_dimension) + " per side (refused before decoding)");
     }
   }
@@ -51,7 +53,8 @@ void check_before_decoding(Bytes bytes, const DecodeLimits& limits) {
 
 cv::Mat to_8bit(const cv::Mat& image) {
   switch (image.depth()) {
-    case CV_8U: return image;
+    case CV_8U:
+      return image;
     case CV_16U: {
       cv::Mat out;
       image.convertTo(out, CV_8U, 1.0 / 257.0);
@@ -77,20 +80,28 @@ cv::Mat to_channels(const cv::Mat& image, int channels) {
   const int have = image.channels();
   if (channels == 1) {
     if (have == 1) return image;
-    if (have == 2) cv::extractChannel(image, out, 0);
-    else if (have == 3) cv::cvtColor(image, out, cv::COLOR_BGR2GRAY);
-    else if (have == 4) cv::cvtColor(image, out, cv::COLOR_BGRA2GRAY);
-    else throw ImageError("image has " + std::to_string(have) + " channels");
+    if (have == 2)
+      cv::extractChannel(image, out, 0);
+    else if (have == 3)
+      cv::cvtColor(image, out, cv::COLOR_BGR2GRAY);
+    else if (have == 4)
+      cv::cvtColor(image, out, cv::COLOR_BGRA2GRAY);
+    else
+      throw ImageError("image has " + std::to_string(have) + " channels");
     return out;
   }
-  if (have == 1) cv::cvtColor(image, out, cv::COLOR_GRAY2RGB);
+  if (have == 1)
+    cv::cvtColor(image, out, cv::COLOR_GRAY2RGB);
   else if (have == 2) {
     cv::Mat grey;
     cv::extractChannel(image, grey, 0);
     cv::cvtColor(grey, out, cv::COLOR_GRAY2RGB);
-  } else if (have == 3) cv::cvtColor(image, out, cv::COLOR_BGR2RGB);
-  else if (have == 4) cv::cvtColor(image, out, cv::COLOR_BGRA2RGB);
-  else throw ImageError("image has " + std::to_string(have) + " channels");
+  } else if (have == 3)
+    cv::cvtColor(image, out, cv::COLOR_BGR2RGB);
+  else if (have == 4)
+    cv::cvtColor(image, out, cv::COLOR_BGRA2RGB);
+  else
+    throw ImageError("image has " + std::to_string(have) + " channels");
   return out;
 }
 
@@ -143,7 +154,8 @@ PreprocessStage::PreprocessStage(ModelStore store, DecodeLimits limits)
 
 StageOutput PreprocessStage::process(const Batch& in) {
   const auto* batch = std::get_if<ImageBatch>(&in);
-  if (batch == nullptr) throw MessageError(std::string("preprocess expects an images batch, got ") + to_string(kind_of(in)));
+  if (batch == nullptr)
+    throw MessageError(std::string("preprocess expects an images batch, got ") + to_string(kind_of(in)));
   StageOutput output;
   ModelCache<ModelConfig>::Entry model;
   try {
@@ -160,7 +172,8 @@ StageOutput PreprocessStage::process(const Batch& in) {
     } catch (const ImageError& error) {
       output.errors.push_back({image.image_id, "", 0.0, error.what()});
     } catch (const cv::Exception& error) {
-      output.errors.push_back({image.image_id, "", 0.0, std::string("image processing failed: ") + error.err});
+      output.errors.push_back(
+          {image.image_id, "", 0.0, std::string("image processing failed: ") + error.err});
     }
   }
   if (!next.images.empty()) output.next = std::move(next);

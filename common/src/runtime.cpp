@@ -19,7 +19,9 @@
 
 namespace imgpipe {
 
-std::string default_model_dir() { return IMGPIPE_DEFAULT_MODEL_DIR; }
+std::string default_model_dir() {
+  return IMGPIPE_DEFAULT_MODEL_DIR;
+}
 
 namespace {
 sigset_t stop_signals() {
@@ -63,7 +65,8 @@ int run_stage_worker(const WorkerConfig& config, const std::atomic<bool>& stop) 
   limits.max_file_bytes = static_cast<std::size_t>(config.max_file_bytes);
 
   std::vector<std::shared_ptr<Stage>> chain;
-  if (config.role == "preprocess" || config.with_preprocess) chain.push_back(std::make_shared<PreprocessStage>(store, limits));
+  if (config.role == "preprocess" || config.with_preprocess)
+    chain.push_back(std::make_shared<PreprocessStage>(store, limits));
   if (config.role == "feature") {
     configure_compute(compute);
     chain.push_back(std::make_shared<FeatureStage>(store, compute));
@@ -86,11 +89,12 @@ int run_stage_worker(const WorkerConfig& config, const std::atomic<bool>& stop) 
            store.root().string() + ", batch " + std::to_string(config.batch_size) + ", prefetch " +
            std::to_string(config.prefetch));
   try {
-    QueueWorker worker(address, options, make_stage_handler(chain, options.queue, log.as_log_fn()), log.as_log_fn());
+    QueueWorker worker(address, options, make_stage_handler(chain, options.queue, log.as_log_fn()),
+                       log.as_log_fn());
     worker.run(stop);
     const auto stats = worker.stats();
-    log.info("stopped after " + std::to_string(stats.handled) + " messages, " + std::to_string(stats.reconnects) +
-             " reconnects");
+    log.info("stopped after " + std::to_string(stats.handled) + " messages, " +
+             std::to_string(stats.reconnects) + " reconnects");
   } catch (const std::exception& error) {
     log.error(std::string("worker failed: ") + error.what());
     return 1;

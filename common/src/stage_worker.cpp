@@ -6,39 +6,47 @@ namespace imgpipe {
 
 const char* queue_for(BatchKind kind) {
   switch (kind) {
-    case BatchKind::images: return queues::images;
-    case BatchKind::pixels: return queues::pixels;
-    case BatchKind::features: return queues::features;
-    case BatchKind::results: return nullptr;  // results go to each job's own queue
+    case BatchKind::images:
+      return queues::images;
+    case BatchKind::pixels:
+      return queues::pixels;
+    case BatchKind::features:
+      return queues::features;
+    case BatchKind::results:
+      return nullptr;  // results go to each job's own queue
   }
   return nullptr;
 }
 
 namespace {
 
-OutgoingMessage dead_letter(const IncomingMessage& message, const std::string& source_queue, const std::string& reason) {
+OutgoingMessage dead_letter(const IncomingMessage& message, const std::string& source_queue,
+                            const std::string& reason) {
   Headers tags = message.headers;
   tags[headers::error] = reason;
   tags[headers::source_queue] = source_queue;
   return {queues::dead, message.body, std::move(tags)};
 }
 
-OutgoingMessage results_message(const JobRef& job, const std::string& stage, std::vector<ImageResult> results) {
+OutgoingMessage results_message(const JobRef& job, const std::string& stage,
+                                std::vector<ImageResult> results) {
   ResultBatch batch{job, stage, std::move(results)};
   return {job.reply_to, encode(batch), {{headers::job, job.job_id}, {headers::stage, stage}}};
 }
 
 }  // namespace
 
-DeliveryHandler make_stage_handler(std::vector<std::shared_ptr<Stage>> chain, std::string source_queue, LogFn log) {
+DeliveryHandler make_stage_handler(std::vector<std::shared_ptr<Stage>> chain, std::string source_queue,
+                                   LogFn log) {
   return [chain = std::move(chain), source_queue = std::move(source_queue),
           log = std::move(log)](const IncomingMessage& message) -> std::vector<OutgoingMessage> {
     Batch batch;
     try {
       batch = decode(message.body);
       if (kind_of(batch) != chain.front()->input_kind()) {
-        throw MessageError(std::string("queue ") + source_queue + " takes " + to_string(chain.front()->input_kind()) +
-                           " batches, this one holds " + to_string(kind_of(batch)));
+        throw MessageError(std::string("queue ") + source_queue + " takes " +
+                           to_string(chain.front()->input_kind()) + " batches, this one holds " +
+                           to_string(kind_of(batch)));
       }
     } catch (const MessageError& error) {
       log("warn", "dead-lettering a message from " + source_queue + ": " + error.what());
@@ -55,8 +63,8 @@ DeliveryHandler make_stage_handler(std::vector<std::shared_ptr<Stage>> chain, st
       StageOutput output = stage->process(batch);
       if (!output.errors.empty()) {
         for (const auto& error : output.errors) {
-          log("info", "job " + job.job_id + " image " + error.image_id + " failed in " + stage->name() + ": " +
-                          error.error);
+          log("info", "job " + job.job_id + " image " + error.image_id + " failed in " + stage->name() +
+                          ": " + error.error);
         }
         out.push_back(results_message(job, stage->name(), std::move(output.errors)));
       }
@@ -64,7 +72,8 @@ DeliveryHandler make_stage_handler(std::vector<std::shared_ptr<Stage>> chain, st
       batch = std::move(*output.next);
     }
     if (const auto* results = std::get_if<ResultBatch>(&batch)) {
-      out.push_back({job.reply_to, encode(batch), {{headers::job, job.job_id}, {headers::stage, results->stage}}});
+      out.push_back(
+          {job.reply_to, encode(batch), {{headers::job, job.job_id}, {headers::stage, results->stage}}});
     } else {
       out.push_back({queue_for(kind_of(batch)), encode(batch), {{headers::job, job.job_id}}});
     }

@@ -19,23 +19,26 @@ InputFolder::InputFolder(std::size_t fashion_images_per_class) : dir("imgpipe-in
     const int label = test_split.labels[i];
     if (taken[label] >= fashion_images_per_class) continue;
     ++taken[label];
-    const cv::Mat image(kFashionMnistSide, kFashionMnistSide, CV_8UC1, const_cast<std::uint8_t*>(test_split.image(i)));
-    const fs::path file = dir.path() / "fashion" / (classes[static_cast<std::size_t>(label)] + "-" + std::to_string(i) + ".png");
+    const cv::Mat image(kFashionMnistSide, kFashionMnistSide, CV_8UC1,
+                        const_cast<std::uint8_t*>(test_split.image(i)));
+    const fs::path file = dir.path() / "fashion" /
+                          (classes[static_cast<std::size_t>(label)] + "-" + std::to_string(i) + ".png");
     REQUIRE(cv::imwrite(file.string(), image));
     true_class[file.string()] = classes[static_cast<std::size_t>(label)];
   }
 
   const fs::path photos_dir = dir.path() / "photos with spaces";
   fs::create_directories(photos_dir);
-  for (const auto& source : {opencv_photo("fruits.jpg"), opencv_photo("baboon.jpg"), skimage_photo("coffee.png"),
-                             skimage_photo("camera.png")}) {
+  for (const auto& source : {opencv_photo("fruits.jpg"), opencv_photo("baboon.jpg"),
+                             skimage_photo("coffee.png"), skimage_photo("camera.png")}) {
     fs::copy_file(source, photos_dir / source.filename());
     photos.push_back((photos_dir / source.filename()).string());
   }
 
   const fs::path bad = dir.path() / "bad";
   fs::create_directories(bad);
-  auto add_bad = [&](const std::string& name, const std::vector<std::uint8_t>& bytes, const std::string& reason) {
+  auto add_bad = [&](const std::string& name, const std::vector<std::uint8_t>& bytes,
+                     const std::string& reason) {
     write_file(bad / name, bytes);
     expected_error[(bad / name).string()] = reason;
   };
@@ -46,13 +49,15 @@ InputFolder::InputFolder(std::size_t fashion_images_per_class) : dir("imgpipe-in
   auto png = read_file(skimage_photo("coffee.png"));
   png.resize(png.size() / 3);
   add_bad("half.png", png, "corrupt or truncated png");
-  std::vector<std::uint8_t> bomb = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, 'I', 'H', 'D', 'R',
-                                    0, 1, 0x86, 0xA0, 0, 1, 0x86, 0xA0, 8, 0, 0, 0, 0, 0, 0, 0, 0};
+  std::vector<std::uint8_t> bomb = {0x89, 'P',  'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A, 0,    0, 0,
+                                    13,   'I',  'H', 'D', 'R',  0,    1,    0x86, 0xA0, 0, 1,
+                                    0x86, 0xA0, 8,   0,   0,    0,    0,    0,    0,    0, 0};
   add_bad("bomb.png", bomb, "claims 100000x100000 pixels");
 }
 
 Cluster::Cluster(bool fused, const std::vector<std::string>& extra_flags) {
-  std::vector<std::string> common = {"--broker", broker_url(), "--models", models_dir().string(), "--threads", "1"};
+  std::vector<std::string> common = {"--broker",  broker_url(), "--models", models_dir().string(),
+                                     "--threads", "1"};
   common.insert(common.end(), extra_flags.begin(), extra_flags.end());
   auto start = [&](const std::string& role, std::vector<std::string> flags) {
     flags.insert(flags.begin(), common.begin(), common.end());
@@ -67,9 +72,13 @@ Cluster::Cluster(bool fused, const std::vector<std::string>& extra_flags) {
   start("classify", {});
 }
 
-ChildProcess& Cluster::worker(const std::string& role) { return *workers_.at(role); }
+ChildProcess& Cluster::worker(const std::string& role) {
+  return *workers_.at(role);
+}
 
-fs::path Cluster::log_of(const std::string& role) const { return logs_.path() / (role + ".log"); }
+fs::path Cluster::log_of(const std::string& role) const {
+  return logs_.path() / (role + ".log");
+}
 
 std::map<std::string, nlohmann::json> lines_by_image(const std::string& jsonl) {
   std::map<std::string, nlohmann::json> lines;

@@ -18,9 +18,9 @@ namespace imgpipe::test {
 struct InputFolder {
   explicit InputFolder(std::size_t fashion_images_per_class);
   TempDir dir;
-  std::map<std::string, std::string> true_class;        // path -> class, for the Fashion-MNIST images
-  std::map<std::string, std::string> expected_error;    // path -> part of its error reason
-  std::vector<std::string> photos;                       // real photographs (some label, no error)
+  std::map<std::string, std::string> true_class;      // path -> class, for the Fashion-MNIST images
+  std::map<std::string, std::string> expected_error;  // path -> part of its error reason
+  std::vector<std::string> photos;                    // real photographs (some label, no error)
   std::size_t total() const { return true_class.size() + expected_error.size() + photos.size(); }
 };
 

@@ -15,20 +15,26 @@ using namespace imgpipe;
 using namespace imgpipe::test;
 
 namespace {
-const std::filesystem::path tool() { return worker_binary("imgpipe"); }
+const std::filesystem::path tool() {
+  return worker_binary("imgpipe");
+}
 
-std::vector<std::string> tool_flags() { return {"--broker", broker_url(), "--models", models_dir().string()}; }
+std::vector<std::string> tool_flags() {
+  return {"--broker", broker_url(), "--models", models_dir().string()};
+}
 
 RunResult submit(const InputFolder& inputs, const std::string& output) {
   auto arguments = std::vector<std::string>{"submit"};
   auto flags = tool_flags();
   arguments.insert(arguments.end(), flags.begin(), flags.end());
-  arguments.insert(arguments.end(), {"--quiet", "--idle-timeout", "120", "-o", output, inputs.dir.path().string()});
+  arguments.insert(arguments.end(),
+                   {"--quiet", "--idle-timeout", "120", "-o", output, inputs.dir.path().string()});
   return run_tool(tool(), arguments);
 }
 
 RunResult run_local(const InputFolder& inputs, const std::string& output) {
-  return run_tool(tool(), {"run", "--models", models_dir().string(), "--quiet", "-o", output, inputs.dir.path().string()});
+  return run_tool(tool(), {"run", "--models", models_dir().string(), "--quiet", "-o", output,
+                           inputs.dir.path().string()});
 }
 
 // Every input has exactly one line: the right error for broken files, a label for everything else.
@@ -57,7 +63,8 @@ double accuracy(const InputFolder& inputs, const std::map<std::string, nlohmann:
 }
 }  // namespace
 
-TEST_CASE("imgpipe submit classifies a folder through real worker processes, one line per image", "[e2e][broker]") {
+TEST_CASE("imgpipe submit classifies a folder through real worker processes, one line per image",
+          "[e2e][broker]") {
   InputFolder inputs(10);
   Cluster cluster;
   TempDir out;
@@ -67,7 +74,8 @@ TEST_CASE("imgpipe submit classifies a folder through real worker processes, one
   const auto lines = lines_by_image(read_text_file(out.path() / "results.jsonl"));
   check_one_line_per_image(inputs, lines);
   CHECK(accuracy(inputs, lines) >= 0.85);
-  for (const auto& [path, line] : lines) CHECK_THAT(line["model"].get<std::string>(), Catch::StartsWith("fashion@"));
+  for (const auto& [path, line] : lines)
+    CHECK_THAT(line["model"].get<std::string>(), Catch::StartsWith("fashion@"));
   CHECK(cluster.worker("preprocess").running());
   CHECK(cluster.worker("feature").running());
   CHECK(cluster.worker("classify").running());
@@ -94,11 +102,13 @@ TEST_CASE("local mode and broker mode give identical labels for the same images"
     CHECK(line["label"] == broker_lines.at(path)["label"]);
     CHECK(line["error"] == broker_lines.at(path)["error"]);
     CHECK(line["model"] == broker_lines.at(path)["model"]);
-    if (line["score"].is_number()) CHECK(std::abs(line["score"].get<double>() - broker_lines.at(path)["score"].get<double>()) < 1e-4);
+    if (line["score"].is_number())
+      CHECK(std::abs(line["score"].get<double>() - broker_lines.at(path)["score"].get<double>()) < 1e-4);
   }
 }
 
-TEST_CASE("a fused preprocess+feature worker takes encoded images straight from the publisher", "[e2e][broker]") {
+TEST_CASE("a fused preprocess+feature worker takes encoded images straight from the publisher",
+          "[e2e][broker]") {
   InputFolder inputs(3);
   Cluster cluster(/*fused=*/true);
   TempDir out;
@@ -113,7 +123,10 @@ TEST_CASE("a malformed message is dead-lettered with its reason and the worker c
   const auto address = BrokerAddress::parse(broker_url());
   {
     JobChannel channel(address, {}, "garbage-" + std::to_string(::getpid()), {});
-    channel.publish({queues::pixels, {'n', 'o', 't', ' ', 'a', ' ', 'b', 'a', 't', 'c', 'h', '!', '!', '!', '!', '!', '!', '!', '!', '!'}, {{"x-test", "malformed"}}});
+    channel.publish(
+        {queues::pixels,
+         {'n', 'o', 't', ' ', 'a', ' ', 'b', 'a', 't', 'c', 'h', '!', '!', '!', '!', '!', '!', '!', '!', '!'},
+         {{"x-test", "malformed"}}});
     channel.wait_confirms(std::chrono::seconds(30));
     channel.delete_result_queue();
   }
@@ -122,13 +135,16 @@ TEST_CASE("a malformed message is dead-lettered with its reason and the worker c
   std::string reason;
   WorkerOptions options;
   options.queue = queues::dead;
-  QueueWorker reader(address, options, [&](const IncomingMessage& message) -> std::vector<OutgoingMessage> {
-    if (message.headers.count("x-test") && message.headers.at("x-test") == "malformed") {
-      reason = message.headers.count(headers::error) ? message.headers.at(headers::error) : "(no reason header)";
-      stop = true;
-    }
-    return {};
-  }, {});
+  QueueWorker reader(address, options,
+                     [&](const IncomingMessage& message) -> std::vector<OutgoingMessage> {
+                       if (message.headers.count("x-test") && message.headers.at("x-test") == "malformed") {
+                         reason = message.headers.count(headers::error) ? message.headers.at(headers::error)
+                                                                        : "(no reason header)";
+                         stop = true;
+                       }
+                       return {};
+                     },
+                     {});
   std::thread deadline([&] {
     for (int i = 0; i < 600 && !stop; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     stop = true;
@@ -148,8 +164,9 @@ TEST_CASE("a malformed message is dead-lettered with its reason and the worker c
 
 TEST_CASE("imgpipe submit says the broker is unreachable and exits 1", "[e2e][cli]") {
   InputFolder inputs(1);
-  const auto result = run_tool(tool(), {"submit", "--broker", "amqp://guest:guest@127.0.0.1:1/", "--quiet",
-                                        inputs.dir.path().string()}, 300);
+  const auto result = run_tool(
+      tool(),
+      {"submit", "--broker", "amqp://guest:guest@127.0.0.1:1/", "--quiet", inputs.dir.path().string()}, 300);
   CHECK(result.exit_code == 1);
   CHECK_THAT(result.err, Catch::Contains("could not run") && Catch::Contains("127.0.0.1:1"));
 }
@@ -169,21 +186,23 @@ TEST_CASE("usage errors exit 2 with a message", "[e2e][cli]") {
   CHECK(run_tool(worker_binary("imgpipe-feature"), {"--prefetch", "0"}).exit_code == 2);
   const auto help = run_tool(worker_binary("imgpipe-classify"), {"--help"});
   CHECK(help.exit_code == 0);
-  CHECK_THAT(help.out, Catch::Contains("--broker") && Catch::Contains("--models") && Catch::Contains("IMGPIPE_BROKER"));
+  CHECK_THAT(help.out,
+             Catch::Contains("--broker") && Catch::Contains("--models") && Catch::Contains("IMGPIPE_BROKER"));
 }
 
 TEST_CASE("imgpipe run writes CSV on request, and exits 0 when every image is classified", "[e2e][cli]") {
   TempDir dir;
   std::filesystem::copy_file(opencv_photo("fruits.jpg"), dir.path() / "fruits.jpg");
   std::filesystem::copy_file(skimage_photo("coffee.png"), dir.path() / "coffee, with comma.png");
-  const auto result = run_tool(tool(), {"run", "--models", models_dir().string(), "--format", "csv", "--quiet",
-                                        "@" + (dir.path() / "list.txt").string()});
+  const auto result = run_tool(tool(), {"run", "--models", models_dir().string(), "--format", "csv",
+                                        "--quiet", "@" + (dir.path() / "list.txt").string()});
   CHECK(result.exit_code == 2);  // the list does not exist yet
   std::ofstream(dir.path() / "list.txt") << "# two photos\nfruits.jpg\n\ncoffee, with comma.png\n";
-  const auto listed = run_tool(tool(), {"run", "--models", models_dir().string(), "--format", "csv", "--quiet",
-                                        "@" + (dir.path() / "list.txt").string()});
+  const auto listed = run_tool(tool(), {"run", "--models", models_dir().string(), "--format", "csv",
+                                        "--quiet", "@" + (dir.path() / "list.txt").string()});
   INFO(listed.err);
   CHECK(listed.exit_code == 0);
   CHECK_THAT(listed.out, Catch::StartsWith("image,label,score,model,error\n"));
-  CHECK_THAT(listed.out, Catch::Contains("fruits.jpg,") && Catch::Contains("\"" + (dir.path() / "coffee, with comma.png").string() + "\""));
+  CHECK_THAT(listed.out, Catch::Contains("fruits.jpg,") &&
+                             Catch::Contains("\"" + (dir.path() / "coffee, with comma.png").string() + "\""));
 }

@@ -47,7 +47,9 @@ std::string slurp(const std::filesystem::path& file) {
   return text.str();
 }
 
-int decode_status(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status); }
+int decode_status(int status) {
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
 
 }  // namespace
 
@@ -103,6 +105,8 @@ RunResult run_tool(const std::filesystem::path& executable, const std::vector<st
   return {decode_status(status), slurp(out_file), slurp(err_file)};
 }
 
-std::filesystem::path worker_binary(const std::string& name) { return binary_dir() / "workers" / name; }
+std::filesystem::path worker_binary(const std::string& name) {
+  return binary_dir() / "workers" / name;
+}
 
 }  // namespace imgpipe::test

@@ -20,7 +20,7 @@ class ChildProcess {
 
   pid_t pid() const { return pid_; }
   bool running();
-  void kill_hard();                 // SIGKILL, the crash a worker must survive
+  void kill_hard();                  // SIGKILL, the crash a worker must survive
   int stop(int grace_seconds = 30);  // SIGTERM, wait; returns the exit status (or -signal)
 
  private:

@@ -19,9 +19,15 @@ std::string required_env(const char* name) {
 }
 }  // namespace
 
-std::filesystem::path source_dir() { return required_env("IMGPIPE_SOURCE_DIR"); }
-std::filesystem::path binary_dir() { return required_env("IMGPIPE_BINARY_DIR"); }
-std::filesystem::path models_dir() { return source_dir() / "models"; }
+std::filesystem::path source_dir() {
+  return required_env("IMGPIPE_SOURCE_DIR");
+}
+std::filesystem::path binary_dir() {
+  return required_env("IMGPIPE_BINARY_DIR");
+}
+std::filesystem::path models_dir() {
+  return source_dir() / "models";
+}
 
 TempDir::TempDir(const std::string& prefix) {
   std::random_device entropy;
@@ -52,7 +58,9 @@ void write_file(const std::filesystem::path& file, const std::vector<std::uint8_
   if (!out) throw std::runtime_error("cannot write " + file.string());
 }
 
-std::string broker_url() { return required_env("IMGPIPE_TEST_BROKER"); }
+std::string broker_url() {
+  return required_env("IMGPIPE_TEST_BROKER");
+}
 
 void broker_ctl(const std::string& verb) {
   const std::string command = required_env("IMGPIPE_TEST_BROKER_CTL") + " " + verb;
@@ -65,7 +73,8 @@ void broker_ctl(const std::string& verb) {
 namespace imgpipe::test {
 namespace {
 std::filesystem::path existing(const std::filesystem::path& path) {
-  if (!std::filesystem::exists(path)) FAIL("test photo " + path.string() + " is missing: run scripts/install-deps");
+  if (!std::filesystem::exists(path))
+    FAIL("test photo " + path.string() + " is missing: run scripts/install-deps");
   return path;
 }
 }  // namespace

@@ -34,7 +34,8 @@ void broker_ctl(const std::string& verb);
 }  // namespace imgpipe::test
 
 namespace imgpipe::test {
-// Real photographs shipped by Debian packages (opencv-doc, python3-skimage) that scripts/install-deps installs.
+// Real photographs shipped by Debian packages (opencv-doc, python3-skimage) that scripts/install-deps
+// installs.
 std::filesystem::path opencv_photo(const std::string& name);   // e.g. "fruits.jpg"
 std::filesystem::path skimage_photo(const std::string& name);  // e.g. "astronaut.png", "truncated.jpg"
 }  // namespace imgpipe::test

@@ -7,12 +7,15 @@
 using namespace imgpipe;
 
 namespace {
-JobRef sample_job() { return {"job-1", "imgpipe.results.job-1", "fashion", "0123456789ab"}; }
+JobRef sample_job() {
+  return {"job-1", "imgpipe.results.job-1", "fashion", "0123456789ab"};
+}
 
 std::vector<std::uint8_t> header_bytes_with(std::vector<std::uint8_t> message, const std::string& from,
-                                             const std::string& to) {
+                                            const std::string& to) {
   // Rewrites text inside the JSON header, keeping the length fields consistent.
-  const std::uint32_t header_size = message[8] | (message[9] << 8) | (message[10] << 16) | (message[11] << 24);
+  const std::uint32_t header_size =
+      message[8] | (message[9] << 8) | (message[10] << 16) | (message[11] << 24);
   std::string header(message.begin() + 12, message.begin() + 12 + header_size);
   const auto at = header.find(from);
   REQUIRE(at != std::string::npos);
@@ -28,9 +31,12 @@ std::vector<std::uint8_t> header_bytes_with(std::vector<std::uint8_t> message, c
 
 TEST_CASE("every batch kind survives an encode/decode round trip unchanged", "[codec]") {
   const ImageBatch images{sample_job(), {{"000001", {0xFF, 0xD8, 0xFF, 1, 2, 3}}, {"000002", {}}}};
-  const PixelBatch pixels{sample_job(), {{"000001", 2, 3, 1, {1, 2, 3, 4, 5, 6}}, {"000002", 1, 1, 3, {7, 8, 9}}}};
+  const PixelBatch pixels{sample_job(),
+                          {{"000001", 2, 3, 1, {1, 2, 3, 4, 5, 6}}, {"000002", 1, 1, 3, {7, 8, 9}}}};
   const FeatureBatch features{sample_job(), {{"000001", {0.5f, -1.25f, 3e-8f}}, {"000002", {42.0f}}}};
-  const ResultBatch results{sample_job(), "classify", {{"000001", "Sneaker", 1.75, ""}, {"000002", "", 0.0, "empty file (0 bytes)"}}};
+  const ResultBatch results{sample_job(),
+                            "classify",
+                            {{"000001", "Sneaker", 1.75, ""}, {"000002", "", 0.0, "empty file (0 bytes)"}}};
   for (const Batch& batch : {Batch(images), Batch(pixels), Batch(features), Batch(results)}) {
     CAPTURE(to_string(kind_of(batch)));
     CHECK(decode(encode(batch)) == batch);
@@ -111,5 +117,6 @@ TEST_CASE("malformed messages are rejected with a reason", "[codec]") {
 
 TEST_CASE("a feature tensor whose byte count disagrees with dim is rejected", "[codec]") {
   const auto good = encode(FeatureBatch{sample_job(), {{"a", {1.0f, 2.0f}}}});
-  CHECK_THROWS_WITH(decode(header_bytes_with(good, "\"dim\":2", "\"dim\":3")), Catch::Contains("says 3 floats"));
+  CHECK_THROWS_WITH(decode(header_bytes_with(good, "\"dim\":2", "\"dim\":3")),
+                    Catch::Contains("says 3 floats"));
 }

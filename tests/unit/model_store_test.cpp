@@ -29,8 +29,8 @@ TEST_CASE("the committed default model loads and verifies", "[models]") {
   CHECK(config.input.height == 28);
   CHECK(config.input.channels == 1);
   CHECK(config.classifier.has_value());
-  CHECK(config.classes == std::vector<std::string>{"T-shirt_top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
-                                                   "Shirt", "Sneaker", "Bag", "Ankle_boot"});
+  CHECK(config.classes == std::vector<std::string>{"T-shirt_top", "Trouser", "Pullover", "Dress", "Coat",
+                                                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle_boot"});
   CHECK(config.version.size() == 12);
   CHECK(config.classifier->backbone_sha256 == config.backbone.sha256);
 }
@@ -46,8 +46,10 @@ TEST_CASE("a model file changed on disk is refused with a clear error", "[models
 TEST_CASE("a classifier trained on another backbone is refused", "[models]") {
   test::TempDir store_root;
   const fs::path model = copy_default_model(store_root.path());
-  rewrite_json(model / "model.json", [](auto& json) { json["classifier"]["backbone_sha256"] = std::string(64, 'a'); });
-  CHECK_THROWS_WITH(ModelStore(store_root.path()).load("fashion"), Catch::Contains("was trained on the features of backbone"));
+  rewrite_json(model / "model.json",
+               [](auto& json) { json["classifier"]["backbone_sha256"] = std::string(64, 'a'); });
+  CHECK_THROWS_WITH(ModelStore(store_root.path()).load("fashion"),
+                    Catch::Contains("was trained on the features of backbone"));
 }
 
 TEST_CASE("malformed model.json and unknown models give errors that name the problem", "[models]") {

@@ -9,9 +9,17 @@
 using namespace imgpipe;
 
 namespace {
-InputSpec grey28() { return {28, 28, 1, ResizeMode::stretch, Interpolation::area, {0.5f}, {0.5f}}; }
+InputSpec grey28() {
+  return {28, 28, 1, ResizeMode::stretch, Interpolation::area, {0.5f}, {0.5f}};
+}
 InputSpec rgb224() {
-  return {224, 224, 3, ResizeMode::center_crop, Interpolation::linear, {0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}};
+  return {224,
+          224,
+          3,
+          ResizeMode::center_crop,
+          Interpolation::linear,
+          {0.485f, 0.456f, 0.406f},
+          {0.229f, 0.224f, 0.225f}};
 }
 
 std::vector<std::uint8_t> encode_as(const cv::Mat& image, const std::string& extension) {
@@ -20,9 +28,11 @@ std::vector<std::uint8_t> encode_as(const cv::Mat& image, const std::string& ext
   return bytes;
 }
 
-// A PNG whose header claims the given size: signature + IHDR only; nothing past the header is needed to refuse it.
+// A PNG whose header claims the given size: signature + IHDR only; nothing past the header is needed to
+// refuse it.
 std::vector<std::uint8_t> png_header_claiming(std::uint32_t width, std::uint32_t height) {
-  std::vector<std::uint8_t> bytes = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, 'I', 'H', 'D', 'R'};
+  std::vector<std::uint8_t> bytes = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A,
+                                     0,    0,   0,   13,  'I',  'H',  'D',  'R'};
   for (std::uint32_t value : {width, height}) {
     for (int shift = 24; shift >= 0; shift -= 8) bytes.push_back(static_cast<std::uint8_t>(value >> shift));
   }
@@ -59,10 +69,13 @@ TEST_CASE("real photographs in every supported format decode to the model geomet
 
 TEST_CASE("colour order is RGB and grey is converted, not copied from one channel", "[preprocess]") {
   cv::Mat blue(10, 10, CV_8UC3, cv::Scalar(255, 0, 0));  // OpenCV stores BGR
-  const PixelImage rgb = decode_and_fit("id", encode_as(blue, ".png"), {10, 10, 3, ResizeMode::stretch, Interpolation::area, {0, 0, 0}, {1, 1, 1}}, {});
+  const PixelImage rgb =
+      decode_and_fit("id", encode_as(blue, ".png"),
+                     {10, 10, 3, ResizeMode::stretch, Interpolation::area, {0, 0, 0}, {1, 1, 1}}, {});
   CHECK(rgb.pixels[0] == 0);
   CHECK(rgb.pixels[2] == 255);
-  const PixelImage grey = decode_and_fit("id", encode_as(blue, ".png"), {10, 10, 1, ResizeMode::stretch, Interpolation::area, {0}, {1}}, {});
+  const PixelImage grey = decode_and_fit("id", encode_as(blue, ".png"),
+                                         {10, 10, 1, ResizeMode::stretch, Interpolation::area, {0}, {1}}, {});
   CHECK(grey.pixels[0] == 29);  // 0.114 * 255, the ITU-R BT.601 weight of blue
 }
 
@@ -79,12 +92,14 @@ TEST_CASE("grey, alpha, 16-bit and palette inputs are handled", "[preprocess]") 
     CHECK(out.pixels[0] == 255);
   }
   SECTION("grey photo to an RGB model") {
-    const PixelImage out = decode_and_fit("id", test::read_file(test::skimage_photo("camera.png")), rgb224(), {});
+    const PixelImage out =
+        decode_and_fit("id", test::read_file(test::skimage_photo("camera.png")), rgb224(), {});
     CHECK(out.pixels[0] == out.pixels[1]);
     CHECK(out.pixels[1] == out.pixels[2]);
   }
   SECTION("palette PNG") {
-    const PixelImage out = decode_and_fit("id", test::read_file(test::skimage_photo("palette_color.png")), rgb224(), {});
+    const PixelImage out =
+        decode_and_fit("id", test::read_file(test::skimage_photo("palette_color.png")), rgb224(), {});
     CHECK(out.pixels.size() == 224u * 224u * 3u);
   }
 }
@@ -96,18 +111,22 @@ TEST_CASE("bad inputs fail with a precise reason", "[preprocess]") {
   CHECK(error_of({}) == "empty file (0 bytes)");
   CHECK_THAT(error_of({'h', 'e', 'l', 'l', 'o', ' ', 'w', 'o', 'r', 'l', 'd'}),
              Catch::StartsWith("not a supported image (first bytes 68 65 6c 6c 6f 20 77 6f)"));
-  CHECK(error_of(std::vector<std::uint8_t>(jpeg.begin(), jpeg.begin() + static_cast<long>(jpeg.size() / 2))) ==
-        "truncated JPEG (no end-of-image marker)");
+  CHECK(
+      error_of(std::vector<std::uint8_t>(jpeg.begin(), jpeg.begin() + static_cast<long>(jpeg.size() / 2))) ==
+      "truncated JPEG (no end-of-image marker)");
   CHECK_THAT(error_of(test::read_file(test::skimage_photo("truncated.jpg"))), Catch::Contains("truncated"));
-  CHECK_THAT(error_of(std::vector<std::uint8_t>(png.begin(), png.begin() + static_cast<long>(png.size() / 2))),
-             Catch::Contains("corrupt or truncated png"));
+  CHECK_THAT(
+      error_of(std::vector<std::uint8_t>(png.begin(), png.begin() + static_cast<long>(png.size() / 2))),
+      Catch::Contains("corrupt or truncated png"));
   CHECK_THAT(error_of(png_header_claiming(100000, 100000)),
-             Catch::Contains("claims 100000x100000 pixels, over the limit") && Catch::Contains("refused before decoding"));
+             Catch::Contains("claims 100000x100000 pixels, over the limit") &&
+                 Catch::Contains("refused before decoding"));
   CHECK_THAT(error_of(png_header_claiming(0, 5)), Catch::Contains("impossible dimensions"));
   DecodeLimits small;
   small.max_file_bytes = 1000;
   CHECK_THAT(error_of(png, small), Catch::Contains("over the limit of 1000 bytes"));
-  CHECK_THAT(error_of({'G', 'I', 'F', '8', '9', 'a', 1, 0, 1, 0, 0}), Catch::Contains("GIF images are not supported"));
+  CHECK_THAT(error_of({'G', 'I', 'F', '8', '9', 'a', 1, 0, 1, 0, 0}),
+             Catch::Contains("GIF images are not supported"));
 }
 
 TEST_CASE("the preprocess stage passes good images on and fails bad ones alone", "[preprocess][stage]") {
@@ -127,7 +146,8 @@ TEST_CASE("the preprocess stage passes good images on and fails bad ones alone",
 
 TEST_CASE("an unknown model fails every image of the batch with the reason", "[preprocess][stage]") {
   PreprocessStage stage{ModelStore(test::models_dir())};
-  const StageOutput out = stage.process(ImageBatch{{"job", "reply", "no-such-model", ""}, {{"a", {1}}, {"b", {2}}}});
+  const StageOutput out =
+      stage.process(ImageBatch{{"job", "reply", "no-such-model", ""}, {{"a", {1}}, {"b", {2}}}});
   CHECK_FALSE(out.next.has_value());
   REQUIRE(out.errors.size() == 2);
   CHECK_THAT(out.errors[1].error, Catch::Contains("model \"no-such-model\" not found"));

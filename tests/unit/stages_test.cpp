@@ -12,7 +12,9 @@ using namespace imgpipe;
 namespace fs = std::filesystem;
 
 namespace {
-ComputeOptions compute() { return {1, 16, true}; }
+ComputeOptions compute() {
+  return {1, 16, true};
+}
 
 // The first `count` Fashion-MNIST test images as PNG bytes, with their class names.
 std::vector<std::pair<std::vector<std::uint8_t>, std::string>> fashion_pngs(std::size_t count) {
@@ -32,10 +34,12 @@ TEST_CASE("Fashion-MNIST class names are the default model's labels, in label or
   CHECK(fashion_mnist_class_names() == ModelStore(test::models_dir()).load("fashion").classes);
 }
 
-TEST_CASE("local mode classifies real Fashion-MNIST images correctly and gives every image one result", "[stages]") {
+TEST_CASE("local mode classifies real Fashion-MNIST images correctly and gives every image one result",
+          "[stages]") {
   const auto images = fashion_pngs(200);
   ImageBatch batch{{"job", "", "fashion", ""}, {}};
-  for (std::size_t i = 0; i < images.size(); ++i) batch.images.push_back({std::to_string(i), images[i].first});
+  for (std::size_t i = 0; i < images.size(); ++i)
+    batch.images.push_back({std::to_string(i), images[i].first});
   batch.images.push_back({"broken", {1, 2, 3}});
   LocalPipeline pipeline(ModelStore(test::models_dir()), compute());
   const ResultBatch results = pipeline.run(batch);
@@ -72,8 +76,8 @@ TEST_CASE("the feature stage turns pixels into vectors of the model's feature si
 
 TEST_CASE("stages refuse a batch made with another version of the model", "[stages]") {
   FeatureStage feature(ModelStore(test::models_dir()), compute());
-  const StageOutput out = feature.process(
-      PixelBatch{{"job", "reply", "fashion", "000000000000"}, {{"a", 28, 28, 1, std::vector<std::uint8_t>(784, 0)}}});
+  const StageOutput out = feature.process(PixelBatch{{"job", "reply", "fashion", "000000000000"},
+                                                     {{"a", 28, 28, 1, std::vector<std::uint8_t>(784, 0)}}});
   CHECK_FALSE(out.next.has_value());
   REQUIRE(out.errors.size() == 1);
   CHECK_THAT(out.errors[0].error, Catch::Contains("changed on disk between stages"));
@@ -84,7 +88,9 @@ TEST_CASE("a model replaced on disk is picked up for the next batch, never mixed
   fs::copy(test::models_dir() / "fashion", store_root.path() / "fashion", fs::copy_options::recursive);
   ClassifyStage classify{ModelStore(store_root.path())};
   const auto first_version = ModelStore(store_root.path()).current_version("fashion");
-  const FeatureBatch batch{{"job", "reply", "fashion", ""}, {{"a", std::vector<float>(ModelStore(store_root.path()).load("fashion").backbone.feature_dim, 0.5f)}}};
+  const FeatureBatch batch{
+      {"job", "reply", "fashion", ""},
+      {{"a", std::vector<float>(ModelStore(store_root.path()).load("fashion").backbone.feature_dim, 0.5f)}}};
   const auto before = std::get<ResultBatch>(*classify.process(batch).next);
   CHECK(before.job.model_version == first_version);
   // Same files, new description: a new model.json, so a new version.
@@ -108,7 +114,9 @@ TEST_CASE("the linear SVM learns a separable problem and survives a save/load ro
   }
   auto [classifier, report] = LinearClassifier::train(features, labels, 3, {});
   CHECK(report.holdout_accuracy == 1.0);
-  for (std::size_t i = 0; i < features.size(); ++i) CHECK(classifier->predict(features[i]).class_index == labels[i]);
+  for (std::size_t i = 0; i < features.size(); ++i)
+    CHECK(classifier->predict(features[i]).class_index == labels[i]);
   CHECK_THROWS_AS(classifier->predict(std::vector<float>(5, 0.0f)), ModelError);
-  CHECK_THROWS_AS(LinearClassifier::train(features, std::vector<std::size_t>(features.size(), 0), 3, {}), std::invalid_argument);
+  CHECK_THROWS_AS(LinearClassifier::train(features, std::vector<std::size_t>(features.size(), 0), 3, {}),
+                  std::invalid_argument);
 }

@@ -2,5 +2,6 @@
 #include "imgpipe/worker_flags.hpp"
 
 int main(int argc, char** argv) {
-  return imgpipe::worker_main(argc, argv, "classify", "imgpipe classify worker: features -> label (dlib linear SVM)");
+  return imgpipe::worker_main(argc, argv, "classify",
+                              "imgpipe classify worker: features -> label (dlib linear SVM)");
 }

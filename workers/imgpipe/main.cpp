@@ -11,7 +11,9 @@ void add_tool_flags(CLI::App& command, imgpipe::ToolOptions& tool) {
   command.add_option("--broker", tool.broker, "Broker URL, amqp[s]://user:pass@host:port/vhost")
       ->envname("IMGPIPE_BROKER")
       ->capture_default_str();
-  command.add_option("--models", tool.models, "Model store folder")->envname("IMGPIPE_MODELS")->capture_default_str();
+  command.add_option("--models", tool.models, "Model store folder")
+      ->envname("IMGPIPE_MODELS")
+      ->capture_default_str();
   command.add_option("--threads", tool.threads, "Compute threads for local work (0 = one per core)")
       ->envname("IMGPIPE_THREADS")
       ->check(CLI::Range(0, 256));
@@ -43,8 +45,9 @@ int main(int argc, char** argv) {
   auto* submit = app.add_subcommand("submit", "Classify images through the worker cluster (RabbitMQ)");
   add_tool_flags(*submit, tool);
   add_job_flags(*submit, submit_job);
-  submit->add_option("--idle-timeout", submit_job.idle_timeout_seconds,
-                     "Give up when no result arrived for this many seconds")
+  submit
+      ->add_option("--idle-timeout", submit_job.idle_timeout_seconds,
+                   "Give up when no result arrived for this many seconds")
       ->capture_default_str();
 
   imgpipe::JobOptions run_job;
@@ -53,18 +56,23 @@ int main(int argc, char** argv) {
   add_job_flags(*run, run_job);
 
   imgpipe::TrainOptions train_options;
-  auto* train = app.add_subcommand("train", "Train a linear SVM on a backbone's features of a labelled folder");
+  auto* train =
+      app.add_subcommand("train", "Train a linear SVM on a backbone's features of a labelled folder");
   add_tool_flags(*train, tool);
   train->add_option("--model", train_options.model, "Name of the new model")->required();
-  train->add_option("--backbone", train_options.backbone, "Model store entry whose backbone to use")->required();
+  train->add_option("--backbone", train_options.backbone, "Model store entry whose backbone to use")
+      ->required();
   train->add_option("--c", train_options.c_values, "SVM C values to try (best on a held-out tenth wins)")
       ->capture_default_str();
-  train->add_option("--batch-size", train_options.batch_size, "Images per forward pass")->capture_default_str();
+  train->add_option("--batch-size", train_options.batch_size, "Images per forward pass")
+      ->capture_default_str();
   train->add_option("--description", train_options.description, "Free text stored in model.json");
-  train->add_option("DATASET", train_options.dataset, "Folder with one sub-folder of images per class")->required();
+  train->add_option("DATASET", train_options.dataset, "Folder with one sub-folder of images per class")
+      ->required();
 
   imgpipe::EvalOptions eval_options;
-  auto* eval = app.add_subcommand("eval", "Classify a labelled folder; print accuracy and a confusion matrix");
+  auto* eval =
+      app.add_subcommand("eval", "Classify a labelled folder; print accuracy and a confusion matrix");
   add_tool_flags(*eval, tool);
   eval->add_option("--model", eval_options.model, "Model name in the store")->capture_default_str();
   eval->add_option("--mode", eval_options.mode, "local, or broker (through the worker cluster)")
@@ -72,23 +80,29 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   eval->add_option("-o,--output", eval_options.output, "Also write the results (JSON Lines) here");
   eval->add_option("--batch-size", eval_options.batch_size, "Images per message")->capture_default_str();
-  eval->add_option("DATASET", eval_options.dataset, "Folder with one sub-folder of images per class")->required();
+  eval->add_option("DATASET", eval_options.dataset, "Folder with one sub-folder of images per class")
+      ->required();
 
   imgpipe::AddBackboneOptions backbone_options;
-  auto* add_backbone = app.add_subcommand("add-backbone", "Put a TorchScript feature extractor into the store");
+  auto* add_backbone =
+      app.add_subcommand("add-backbone", "Put a TorchScript feature extractor into the store");
   add_tool_flags(*add_backbone, tool);
   add_backbone->add_option("--name", backbone_options.name, "Store entry name")->required();
   add_backbone->add_option("--width", backbone_options.width)->capture_default_str();
   add_backbone->add_option("--height", backbone_options.height)->capture_default_str();
-  add_backbone->add_option("--channels", backbone_options.channels)->check(CLI::IsMember({1, 3}))->capture_default_str();
+  add_backbone->add_option("--channels", backbone_options.channels)
+      ->check(CLI::IsMember({1, 3}))
+      ->capture_default_str();
   add_backbone->add_option("--resize", backbone_options.resize)
       ->check(CLI::IsMember({"stretch", "center-crop"}))
       ->capture_default_str();
   add_backbone->add_option("--interpolation", backbone_options.interpolation)
       ->check(CLI::IsMember({"area", "linear"}))
       ->capture_default_str();
-  add_backbone->add_option("--mean", backbone_options.mean, "Per-channel mean of pixel/255")->capture_default_str();
-  add_backbone->add_option("--std", backbone_options.std, "Per-channel std of pixel/255")->capture_default_str();
+  add_backbone->add_option("--mean", backbone_options.mean, "Per-channel mean of pixel/255")
+      ->capture_default_str();
+  add_backbone->add_option("--std", backbone_options.std, "Per-channel std of pixel/255")
+      ->capture_default_str();
   add_backbone->add_option("--architecture", backbone_options.architecture, "Free text, e.g. resnet50");
   add_backbone->add_option("FILE", backbone_options.file, "TorchScript file (torch.jit.script/trace, saved)")
       ->required();
@@ -98,8 +112,8 @@ int main(int argc, char** argv) {
 
   std::string export_dir;
   std::string fashion_data = "/usr/share/datasets/fashion-mnist";
-  auto* export_fashion =
-      app.add_subcommand("export-fashion-mnist", "Write Debian's Fashion-MNIST as PNGs: DIR/{train,test}/<class>/");
+  auto* export_fashion = app.add_subcommand(
+      "export-fashion-mnist", "Write Debian's Fashion-MNIST as PNGs: DIR/{train,test}/<class>/");
   export_fashion->add_option("--data", fashion_data, "Folder of the IDX .gz files")->capture_default_str();
   export_fashion->add_option("DIR", export_dir, "Output folder")->required();
 

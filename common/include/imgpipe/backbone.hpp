@@ -12,9 +12,9 @@
 namespace imgpipe {
 
 struct ComputeOptions {
-  int threads = 0;           // intra-op threads for LibTorch; 0 = one per core
-  int batch_size = 32;       // images per forward pass
-  bool allow_cuda = true;    // use CUDA when LibTorch was built with it and a device is present
+  int threads = 0;         // intra-op threads for LibTorch; 0 = one per core
+  int batch_size = 32;     // images per forward pass
+  bool allow_cuda = true;  // use CUDA when LibTorch was built with it and a device is present
 };
 
 // Applies the process-wide LibTorch settings (thread count). Call once at start-up.

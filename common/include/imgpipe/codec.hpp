@@ -1,5 +1,6 @@
 // Versioned binary wire codec for Batch. Layout (all integers little-endian):
-//   "IMGP" | u16 schema version | u8 kind | u8 flags(0) | u32 H | H bytes JSON header | u64 P | P bytes payload
+//   "IMGP" | u16 schema version | u8 kind | u8 flags(0) | u32 H | H bytes JSON header | u64 P | P bytes
+//   payload
 // The JSON header holds the JobRef and per-item metadata with offsets into the payload. See docs/messages.md.
 #pragma once
 

@@ -12,7 +12,7 @@ namespace imgpipe {
 struct LabelledDataset {
   std::vector<std::string> classes;  // sub-folder names, sorted
   std::vector<JobInput> inputs;
-  std::vector<std::size_t> labels;   // index into classes, one per input
+  std::vector<std::size_t> labels;  // index into classes, one per input
 };
 
 // Throws UsageError when the folder is missing or has fewer than two non-empty class folders.

@@ -10,8 +10,8 @@
 namespace imgpipe {
 
 struct ImageProbe {
-  std::string format;          // "jpeg", "png", "bmp", "webp", "tiff", "gif", "jpeg2000", ...
-  std::optional<int> width;    // known for the formats whose headers we parse
+  std::string format;        // "jpeg", "png", "bmp", "webp", "tiff", "gif", "jpeg2000", ...
+  std::optional<int> width;  // known for the formats whose headers we parse
   std::optional<int> height;
 };
 

@@ -17,8 +17,8 @@
 namespace imgpipe {
 
 struct JobInput {
-  std::string image_id;          // unique within the job; what messages carry instead of the path
-  std::filesystem::path path;    // as the user named it
+  std::string image_id;        // unique within the job; what messages carry instead of the path
+  std::filesystem::path path;  // as the user named it
 };
 
 class UsageError : public std::runtime_error {
@@ -86,8 +86,8 @@ class Progress {
 
 struct JobSettings {
   std::string model = "fashion";
-  std::size_t batch_size = 32;               // images per message
-  std::size_t max_batch_bytes = 8u << 20;    // a message is closed early once its images reach this size
+  std::size_t batch_size = 32;             // images per message
+  std::size_t max_batch_bytes = 8u << 20;  // a message is closed early once its images reach this size
   std::size_t max_file_bytes = 64u << 20;
   bool show_progress = true;
 };

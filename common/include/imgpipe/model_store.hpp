@@ -18,7 +18,7 @@ class ModelError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-enum class ResizeMode { stretch, center_crop };     // stretch to WxH, or scale the short side then crop
+enum class ResizeMode { stretch, center_crop };  // stretch to WxH, or scale the short side then crop
 enum class Interpolation { area, linear };
 
 struct InputSpec {
@@ -32,7 +32,7 @@ struct InputSpec {
 };
 
 struct BackboneSpec {
-  std::string file;          // relative to the model folder
+  std::string file;  // relative to the model folder
   std::string sha256;
   std::string architecture;  // free text, e.g. "fashion-cnn" or "resnet50"
   int feature_dim = 0;

@@ -19,8 +19,8 @@ struct DecodeLimits {
 };
 
 // Decodes one image and fits it to `input`. Throws ImageError with the reason on any failure.
-PixelImage decode_and_fit(const std::string& image_id, std::span<const std::uint8_t> bytes, const InputSpec& input,
-                          const DecodeLimits& limits);
+PixelImage decode_and_fit(const std::string& image_id, std::span<const std::uint8_t> bytes,
+                          const InputSpec& input, const DecodeLimits& limits);
 
 class ImageError : public std::runtime_error {
  public:

@@ -12,8 +12,8 @@
 namespace imgpipe {
 
 struct StageOutput {
-  std::optional<Batch> next;         // absent when no image of the batch survived the stage
-  std::vector<ImageResult> errors;   // one per image that failed here, with the reason
+  std::optional<Batch> next;        // absent when no image of the batch survived the stage
+  std::vector<ImageResult> errors;  // one per image that failed here, with the reason
 };
 
 class Stage {

@@ -25,6 +25,7 @@ const char* queue_for(BatchKind kind);
 // Runs `chain` (one stage, or preprocess+feature fused) on each delivery and returns what to publish:
 // the next batch to its queue, per-image errors to the job's result queue, and for an undecodable
 // message a dead letter carrying the reason.
-DeliveryHandler make_stage_handler(std::vector<std::shared_ptr<Stage>> chain, std::string source_queue, LogFn log);
+DeliveryHandler make_stage_handler(std::vector<std::shared_ptr<Stage>> chain, std::string source_queue,
+                                   LogFn log);
 
 }  // namespace imgpipe

@@ -12,7 +12,9 @@ inline void add_worker_flags(CLI::App& app, WorkerConfig& config) {
   app.add_option("--broker", config.broker, "Broker URL, amqp[s]://user:pass@host:port/vhost")
       ->envname("IMGPIPE_BROKER")
       ->capture_default_str();
-  app.add_option("--models", config.models, "Model store folder")->envname("IMGPIPE_MODELS")->capture_default_str();
+  app.add_option("--models", config.models, "Model store folder")
+      ->envname("IMGPIPE_MODELS")
+      ->capture_default_str();
   app.add_option("--batch-size", config.batch_size, "Images per forward pass")
       ->envname("IMGPIPE_BATCH_SIZE")
       ->check(CLI::Range(1, 4096))
@@ -29,7 +31,8 @@ inline void add_worker_flags(CLI::App& app, WorkerConfig& config) {
       ->envname("IMGPIPE_HEARTBEAT")
       ->check(CLI::Range(1, 3600))
       ->capture_default_str();
-  app.add_option("--delivery-limit", config.delivery_limit, "Deliveries before a failing message is dead-lettered")
+  app.add_option("--delivery-limit", config.delivery_limit,
+                 "Deliveries before a failing message is dead-lettered")
       ->envname("IMGPIPE_DELIVERY_LIMIT")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
