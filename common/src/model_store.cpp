@@ -223,6 +223,11 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& name) {
 
 ModelStore::ModelStore(fs::path root) : root_(std::move(root)) {}
 
+void ModelStore::throw_not_found(const std::string& name, const fs::path& config_file) const {
+  throw ModelError("model \"" + name + "\" not found: no " + config_file.string() +
+                   (names().empty() ? " (the model store is empty)" : ""));
+}
+
 fs::path ModelStore::dir_of(const std::string& name) const {
   if (!is_valid_model_name(name)) {
     throw ModelError("\"" + name +
@@ -232,17 +237,16 @@ fs::path ModelStore::dir_of(const std::string& name) const {
 }
 
 std::string ModelStore::current_version(const std::string& name) const {
-  const std::string text = read_text(dir_of(name) / "model.json");
+  const fs::path config_file = dir_of(name) / "model.json";
+  if (!fs::is_regular_file(config_file)) throw_not_found(name, config_file);
+  const std::string text = read_text(config_file);
   return sha256_hex(text.data(), text.size()).substr(0, 12);
 }
 
 ModelConfig ModelStore::load(const std::string& name) const {
   const fs::path dir = dir_of(name);
   const fs::path config_file = dir / "model.json";
-  if (!fs::is_regular_file(config_file)) {
-    throw ModelError("model \"" + name + "\" not found: no " + config_file.string() +
-                     (names().empty() ? " (the model store is empty)" : ""));
-  }
+  if (!fs::is_regular_file(config_file)) throw_not_found(name, config_file);
   const std::string text = read_text(config_file);
   json parsed;
   try {

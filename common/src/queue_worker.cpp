@@ -50,6 +50,8 @@ class WorkerSession {
     // yet. A worker on a private queue (tests, tools) must not impose its delivery limit on the pipeline.
     if (topology::is_pipeline_queue(options.queue)) {
       topology::declare_pipeline(connection_, options.connection);
+    } else if (options.queue == queues::dead) {  // a dead-letter reader: the queue is a classic one
+      topology::declare_dead_letters(connection_);
     } else {
       topology::declare_dead_letters(connection_);
       topology::declare_stage_queue(connection_, options.queue, options.connection);

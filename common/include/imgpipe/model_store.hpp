@@ -75,6 +75,7 @@ class ModelStore {
   std::filesystem::path dir_of(const std::string& name) const;  // validates the name; confined to root
 
  private:
+  [[noreturn]] void throw_not_found(const std::string& name, const std::filesystem::path& config_file) const;
   std::filesystem::path root_;
 };
 
