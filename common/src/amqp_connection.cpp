@@ -277,15 +277,8 @@ Connection::Connection(const BrokerAddress& address, const ConnectionOptions& op
   }
 
   const timeval connect_timeout = to_timeval(options.connect_timeout);
-  errno = 0;
-  if (const int status =
-          amqp_socket_open_noblock(socket, address.host.c_str(), address.port, &connect_timeout);
-      status != AMQP_STATUS_OK) {
-    // rabbitmq-c says only "a socket error occurred"; errno tells refused from unreachable.
-    const int cause = errno;
-    s.fail_library(cause == 0 ? "connect" : "connect (" + std::generic_category().message(cause) + ")",
-                   status);
-  }
+  // rabbitmq-c reports a refused connection only as "a socket error occurred" (errno is not reliable here).
+  s.check("connect", amqp_socket_open_noblock(socket, address.host.c_str(), address.port, &connect_timeout));
   s.check("set handshake timeout", amqp_set_handshake_timeout(s.get(), &connect_timeout));
   const timeval rpc_timeout = to_timeval(options.rpc_timeout);
   s.check("set RPC timeout", amqp_set_rpc_timeout(s.get(), &rpc_timeout));
