@@ -8,7 +8,9 @@
 #include <sys/time.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <string_view>
+#include <system_error>
 
 namespace imgpipe::amqp {
 
@@ -275,6 +277,7 @@ Connection::Connection(const BrokerAddress& address, const ConnectionOptions& op
   }
 
   const timeval connect_timeout = to_timeval(options.connect_timeout);
+  // rabbitmq-c reports a refused connection only as "a socket error occurred" (errno is not reliable here).
   s.check("connect", amqp_socket_open_noblock(socket, address.host.c_str(), address.port, &connect_timeout));
   s.check("set handshake timeout", amqp_set_handshake_timeout(s.get(), &connect_timeout));
   const timeval rpc_timeout = to_timeval(options.rpc_timeout);

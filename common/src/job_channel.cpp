@@ -127,9 +127,10 @@ struct JobChannel::Impl {
     }
   }
 
-  void pump(std::chrono::milliseconds timeout) {
+  // Handles at most one event; false when none came within `timeout`.
+  bool pump(std::chrono::milliseconds timeout) {
     auto event = connection->next_event(timeout);
-    if (!event) return;
+    if (!event) return false;
     if (auto* delivery = std::get_if<IncomingMessage>(&*event)) {
       delivery->delivery_tag |= epoch << epoch_shift;
       results.push_back(std::move(*delivery));
@@ -141,6 +142,7 @@ struct JobChannel::Impl {
     } else {
       throw BrokerUnreachable("the broker cancelled the consumer of " + result_queue);
     }
+    return true;
   }
 
   void settle(const amqp::Confirm& confirm) {
@@ -192,6 +194,9 @@ void JobChannel::publish(OutgoingMessage message, int confirm_window) {
   Impl& j = *impl_;
   const auto window = static_cast<std::size_t>(std::max(confirm_window, 1));
   j.with_reconnect([&] {
+    // Settle whatever confirms already arrived, so the window rarely fills.
+    while (j.pump(0ms)) {
+    }
     const auto give_up_at = Clock::now() + j.options.give_up_after;
     while (j.unconfirmed.size() >= window) {
       if (Clock::now() >= give_up_at) {

@@ -65,16 +65,25 @@ class WorkerSession {
   void run(const std::atomic<bool>& stop) {
     const auto idle_wait = poll_interval();
     bool stopping = false;
+    std::chrono::steady_clock::time_point stop_deadline;
     while (true) {
       while (auto event = connection_.next_event(0ms)) handle(std::move(*event), stopping);
       if (auto result = compute_.take()) finish(std::move(*result));
 
       if (stop && !stopping) {
         stopping = true;
+        // A broker that never confirms (a quorum queue without a leader) must not block shutdown forever.
+        stop_deadline = std::chrono::steady_clock::now() + options_.connection.rpc_timeout;
         // Deliveries still buffered go back to the queue when the channel closes.
         connection_.cancel(consumer_tag_);
       }
       if (stopping && !compute_.busy() && awaiting_.empty()) return;
+      if (stopping && !compute_.busy() && std::chrono::steady_clock::now() >= stop_deadline) {
+        emit(log_, "warn",
+             "stopping with " + std::to_string(unconfirmed_.size()) +
+                 " publishes unconfirmed; their inputs stay unacked and will be redelivered");
+        return;
+      }
       if (!stopping && !compute_.busy() && !buffered_.empty() &&
           unconfirmed_.size() < static_cast<std::size_t>(std::max(options_.confirm_window, 1))) {
         compute_.submit(epoch_, std::move(buffered_.front()));

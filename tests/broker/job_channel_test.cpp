@@ -111,6 +111,15 @@ TEST_CASE("broker failures name the operation and the reason", "[broker][errors]
     }
     BrokerSession(test_address(), test_options()).delete_queue(queue);
   }
+  SECTION("amqps never falls back to plaintext") {
+    auto address = test_address();
+    address.tls = true;
+    address.ca_file = "/etc/ssl/certs/ca-certificates.crt";
+    // The test broker speaks plain AMQP on this port: the TLS handshake must fail, not downgrade.
+    CHECK_THROWS_AS(BrokerSession(address, options), BrokerError);
+    address.ca_file = "/nonexistent/ca.pem";
+    CHECK_THROWS_WITH(BrokerSession(address, options), Contains("load CA file /nonexistent/ca.pem"));
+  }
   SECTION("a job channel gives up on a broker that never comes") {
     options.give_up_after = 2s;
     const auto started = std::chrono::steady_clock::now();
