@@ -154,6 +154,7 @@ StageOutput ClassifyStage::process(const Batch& in) {
   } catch (const ModelError& error) {
     return fail_all(error.what());
   }
+  output.model_version = model.config->version;
   if (!batch->job.model_version.empty() && batch->job.model_version != model.config->version) {
     return fail_all("model " + batch->job.model + " changed on disk between stages (batch has version " +
                     batch->job.model_version + ", this worker has " + model.config->version + ")");

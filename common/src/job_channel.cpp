@@ -81,7 +81,8 @@ struct JobChannel::Impl {
 
   void ensure_connected() {
     if (connection) return;
-    const auto give_up_at = Clock::now() + options.give_up_after;
+    const auto patience = epoch == 0 ? options.give_up_first_connect_after : options.give_up_after;
+    const auto give_up_at = Clock::now() + patience;
     Backoff backoff(250ms, max_backoff);
     while (true) {
       std::string failure;
@@ -98,7 +99,7 @@ struct JobChannel::Impl {
       const auto delay = backoff.next();
       if (Clock::now() + delay > give_up_at) {
         throw BrokerUnreachable("broker " + address.redacted() + " unreachable for " +
-                                std::to_string(options.give_up_after.count()) + " s, giving up: " + failure);
+                                std::to_string(patience.count()) + " s, giving up: " + failure);
       }
       emit("warn", failure + "; retrying in " + std::to_string(delay.count()) + " ms");
       std::this_thread::sleep_for(delay);

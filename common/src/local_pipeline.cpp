@@ -18,6 +18,24 @@ LocalPipeline::LocalPipeline(ModelStore store, ComputeOptions compute, DecodeLim
 
 LocalPipeline::~LocalPipeline() = default;
 
+std::vector<ResultBatch> LocalPipeline::run(const ImageBatch& batch) {
+  std::vector<ResultBatch> answers;
+  Batch current = batch;
+  for (Stage* stage :
+       std::initializer_list<Stage*>{&stages_->preprocess, &stages_->feature, &stages_->classify}) {
+    StageOutput output = stage->process(current);
+    if (!output.errors.empty()) {
+      JobRef job = batch.job;
+      job.model_version = output.model_version;
+      answers.push_back({job, stage->name(), std::move(output.errors)});
+    }
+    if (!output.next) break;
+    current = std::move(*output.next);
+  }
+  if (auto* labelled = std::get_if<ResultBatch>(&current)) answers.push_back(std::move(*labelled));
+  return answers;
+}
+
 FeatureBatch LocalPipeline::features(const ImageBatch& batch, std::vector<ImageResult>& errors) {
   StageOutput pixels = stages_->preprocess.process(batch);
   errors.insert(errors.end(), pixels.errors.begin(), pixels.errors.end());
@@ -26,22 +44,6 @@ FeatureBatch LocalPipeline::features(const ImageBatch& batch, std::vector<ImageR
   errors.insert(errors.end(), features.errors.begin(), features.errors.end());
   if (!features.next) return FeatureBatch{batch.job, {}};
   return std::get<FeatureBatch>(std::move(*features.next));
-}
-
-ResultBatch LocalPipeline::run(const ImageBatch& batch) {
-  ResultBatch out{batch.job, "local", {}};
-  FeatureBatch features = this->features(batch, out.results);
-  if (!features.features.empty()) {
-    out.job.model_version = features.job.model_version;
-    StageOutput classified = stages_->classify.process(features);
-    out.results.insert(out.results.end(), classified.errors.begin(), classified.errors.end());
-    if (classified.next) {
-      auto& labelled = std::get<ResultBatch>(*classified.next);
-      out.job.model_version = labelled.job.model_version;
-      out.results.insert(out.results.end(), labelled.results.begin(), labelled.results.end());
-    }
-  }
-  return out;
 }
 
 void run_local_job(const std::vector<JobInput>& inputs, const JobSettings& settings, const ModelStore& store,
@@ -56,8 +58,9 @@ void run_local_job(const std::vector<JobInput>& inputs, const JobSettings& setti
   for_each_batch(
       inputs, job, settings,
       [&](ImageBatch&& batch) {
-        ResultBatch out = pipeline.run(batch);
-        for (const auto& result : out.results) sink(result, out.job.model_version);
+        for (const ResultBatch& answer : pipeline.run(batch)) {
+          for (const auto& result : answer.results) sink(result, answer.job.model_version);
+        }
       },
       sink);
   progress.finish(results.done(), results.failed());

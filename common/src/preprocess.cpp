@@ -164,6 +164,7 @@ StageOutput PreprocessStage::process(const Batch& in) {
     for (const auto& image : batch->images) output.errors.push_back({image.image_id, "", 0.0, error.what()});
     return output;
   }
+  output.model_version = model.config->version;
   PixelBatch next{batch->job, {}};
   next.job.model_version = model.config->version;
   for (const auto& image : batch->images) {

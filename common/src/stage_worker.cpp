@@ -66,7 +66,9 @@ DeliveryHandler make_stage_handler(std::vector<std::shared_ptr<Stage>> chain, st
           log("info", "job " + job.job_id + " image " + error.image_id + " failed in " + stage->name() +
                           ": " + error.error);
         }
-        out.push_back(results_message(job, stage->name(), std::move(output.errors)));
+        JobRef answered = job;
+        answered.model_version = output.model_version;
+        out.push_back(results_message(answered, stage->name(), std::move(output.errors)));
       }
       if (!output.next) return out;
       batch = std::move(*output.next);

@@ -78,6 +78,9 @@ struct ConnectionOptions {
   std::chrono::seconds rpc_timeout{30};
   // JobChannel gives up with BrokerUnreachable when the broker stays unreachable this long.
   std::chrono::seconds give_up_after{120};
+  // ...but sooner when the broker was never reached at all: a mistyped URL or a broker that is not running
+  // should not cost the user two minutes.
+  std::chrono::seconds give_up_first_connect_after{15};
   int delivery_limit = 5;  // x-delivery-limit on the stage queues
   std::chrono::milliseconds result_queue_ttl{std::chrono::hours(24)};
   std::string client_name = "imgpipe";

@@ -16,7 +16,9 @@ class LocalPipeline {
   LocalPipeline(ModelStore store, ComputeOptions compute, DecodeLimits limits = {});
   ~LocalPipeline();
   // Every image of the batch gets exactly one result: a label or the error of the stage that failed it.
-  ResultBatch run(const ImageBatch& batch);
+  // One result batch per stage that answered, each naming the model version that stage used, exactly as
+  // the workers send them in broker mode.
+  std::vector<ResultBatch> run(const ImageBatch& batch);
   // Preprocess and feature only (for training): features of the images that made it, errors for the rest.
   FeatureBatch features(const ImageBatch& batch, std::vector<ImageResult>& errors);
 

@@ -14,6 +14,7 @@ namespace imgpipe {
 struct StageOutput {
   std::optional<Batch> next;        // absent when no image of the batch survived the stage
   std::vector<ImageResult> errors;  // one per image that failed here, with the reason
+  std::string model_version;        // the model version the stage ran with; empty if it could not load one
 };
 
 class Stage {
