@@ -198,11 +198,11 @@ void Progress::update(std::size_t done, std::size_t failed) {
   if (!enabled_) return;
   const auto now = std::chrono::steady_clock::now();
   const auto since_last = now - last_;
-  if (since_last < (terminal_ ? std::chrono::milliseconds(100) : std::chrono::milliseconds(5000)) &&
-      done < total_) {
-    return;
-  }
+  const bool due = since_last >= (terminal_ ? std::chrono::milliseconds(100) : std::chrono::milliseconds(5000));
+  const bool just_completed = done == total_ && shown_ != total_;
+  if (!due && !just_completed) return;
   last_ = now;
+  shown_ = done;
   const double elapsed = std::chrono::duration<double>(now - start_).count();
   const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0.0;
   const double eta = rate > 0 ? static_cast<double>(total_ - done) / rate : 0.0;
@@ -222,8 +222,10 @@ void Progress::update(std::size_t done, std::size_t failed) {
 
 void Progress::finish(std::size_t done, std::size_t failed) {
   if (!enabled_) return;
-  last_ = {};
-  update(done, failed);
+  if (shown_ != done) {
+    last_ = {};
+    update(done, failed);
+  }
   if (terminal_) std::cerr << '\n';
 }
 

@@ -82,6 +82,7 @@ class Progress {
   bool terminal_;
   std::chrono::steady_clock::time_point start_;
   std::chrono::steady_clock::time_point last_;
+  std::size_t shown_ = static_cast<std::size_t>(-1);  // the count on the last line drawn
 };
 
 struct JobSettings {
