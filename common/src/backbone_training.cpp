@@ -59,11 +59,11 @@ struct FashionNetImpl : torch::nn::Module {
     x = torch::max_pool2d(torch::relu(bn1(conv1(x))), 2);  // 32 x 14 x 14
     x = torch::max_pool2d(torch::relu(bn2(conv2(x))), 2);  // 64 x 7 x 7
     x = torch::max_pool2d(torch::relu(bn3(conv3(x))), 2);  // 128 x 3 x 3
-    x = torch::dropout(x.flatten(1), 0.25, is_training());
+    x = torch::dropout(x.flatten(1), 0.1, is_training());
     return torch::relu(bn_fc(fc(x)));
   }
 
-  torch::Tensor forward(torch::Tensor x) { return head(torch::dropout(features(x), 0.4, is_training())); }
+  torch::Tensor forward(torch::Tensor x) { return head(torch::dropout(features(x), 0.2, is_training())); }
 
   torch::nn::Conv2d conv1;
   torch::nn::BatchNorm2d bn1;
