@@ -7,6 +7,7 @@
 #include <array>
 #include <chrono>
 #include <cmath>
+#include <numbers>
 #include <numeric>
 #include <random>
 #include <sstream>
@@ -59,11 +60,11 @@ struct FashionNetImpl : torch::nn::Module {
     x = torch::max_pool2d(torch::relu(bn1(conv1(x))), 2);  // 32 x 14 x 14
     x = torch::max_pool2d(torch::relu(bn2(conv2(x))), 2);  // 64 x 7 x 7
     x = torch::max_pool2d(torch::relu(bn3(conv3(x))), 2);  // 128 x 3 x 3
-    x = torch::dropout(x.flatten(1), 0.25, is_training());
+    x = torch::dropout(x.flatten(1), 0.1, is_training());
     return torch::relu(bn_fc(fc(x)));
   }
 
-  torch::Tensor forward(torch::Tensor x) { return head(torch::dropout(features(x), 0.4, is_training())); }
+  torch::Tensor forward(torch::Tensor x) { return head(torch::dropout(features(x), 0.2, is_training())); }
 
   torch::nn::Conv2d conv1;
   torch::nn::BatchNorm2d bn1;
@@ -168,7 +169,7 @@ double learning_rate_at(std::int64_t step, std::int64_t total, double max_rate) 
   if (step < warmup) return max_rate * (0.1 + 0.9 * static_cast<double>(step) / static_cast<double>(warmup));
   const double progress =
       static_cast<double>(step - warmup) / static_cast<double>(std::max<std::int64_t>(1, total - warmup));
-  return max_rate * 0.5 * (1.0 + std::cos(M_PI * progress));
+  return max_rate * 0.5 * (1.0 + std::cos(std::numbers::pi * progress));
 }
 
 template <typename Forward>
@@ -210,7 +211,7 @@ double linear_probe(const torch::Tensor& train_features, const torch::Tensor& tr
   return accuracy(classifier(test_x), test_labels);
 }
 
-std::string format(const char* pattern, double a, double b = 0.0) {
+std::string printf_string(const char* pattern, double a, double b = 0.0) {
   std::array<char, 256> text{};
   std::snprintf(text.data(), text.size(), pattern, a, b);
   return text.data();
@@ -249,9 +250,9 @@ BackboneTrainingResult train_fashion_backbone(const BackboneTrainingOptions& opt
   result.std = static_cast<float>(std::sqrt(sum_squares / count - (sum / count) * (sum / count)));
   result.feature_dim = kFeatureDim;
   const auto table = normalisation_table(result.mean, result.std);
-  say(format("loaded %.0f train and %.0f test images", static_cast<double>(train.size()),
-             static_cast<double>(test.size())) +
-      format("; pixel mean %.4f std %.4f", result.mean, result.std));
+  say(printf_string("loaded %.0f train and %.0f test images", static_cast<double>(train.size()),
+                    static_cast<double>(test.size())) +
+      printf_string("; pixel mean %.4f std %.4f", result.mean, result.std));
 
   const torch::Tensor train_labels = label_tensor(train);
   const torch::Tensor test_inputs = normalised_tensor(test, table);
@@ -332,20 +333,21 @@ BackboneTrainingResult train_fashion_backbone(const BackboneTrainingOptions& opt
   result.export_max_abs_difference = (actual - expected).abs().max().item<double>();
   const double tolerance = 1e-4 * std::max(1.0, expected.abs().max().item<double>());
   if (!(result.export_max_abs_difference <= tolerance)) {
-    throw std::runtime_error(format("exported backbone does not reproduce the trained net: max abs feature "
-                                    "difference %.3g exceeds %.3g",
-                                    result.export_max_abs_difference, tolerance) +
-                             " (" + backbone_file.string() + ")");
+    throw std::runtime_error(
+        printf_string("exported backbone does not reproduce the trained net: max abs feature "
+                      "difference %.3g exceeds %.3g",
+                      result.export_max_abs_difference, tolerance) +
+        " (" + backbone_file.string() + ")");
   }
-  say(format(
+  say(printf_string(
       "exported TorchScript backbone matches the trained net (max abs difference %.3g, tolerance %.3g)",
       result.export_max_abs_difference, tolerance));
 
   const torch::Tensor train_features = exported_features(reloaded, normalised_tensor(train, table));
   const torch::Tensor test_features = exported_features(reloaded, test_inputs);
   result.linear_probe_test_accuracy = linear_probe(train_features, train_labels, test_features, test_labels);
-  say(format("linear probe (softmax regression on the exported features): test accuracy %.4f",
-             result.linear_probe_test_accuracy));
+  say(printf_string("linear probe (softmax regression on the exported features): test accuracy %.4f",
+                    result.linear_probe_test_accuracy));
   result.total_seconds = seconds_since(started);
   return result;
 }
