@@ -19,7 +19,7 @@ struct Prediction {
 };
 
 struct SvmTrainingOptions {
-  std::vector<double> c_values = {0.1, 1.0, 10.0};  // several: the best on a held-out tenth is used
+  std::vector<double> c_values = {1.0, 10.0, 100.0};  // several: the best on a held-out tenth is used
   double holdout_fraction = 0.1;
   unsigned seed = 7;
   int threads = 2;

@@ -47,7 +47,7 @@ struct TrainOptions {
   std::string model;
   std::string backbone;
   std::string dataset;
-  std::vector<double> c_values = {0.1, 1.0, 10.0};
+  std::vector<double> c_values = {1.0, 10.0, 100.0};
   int batch_size = 64;
   std::string description;
 };
