@@ -81,7 +81,8 @@ struct JobChannel::Impl {
 
   void ensure_connected() {
     if (connection) return;
-    const auto patience = epoch == 0 ? options.give_up_first_connect_after : options.give_up_after;
+    const auto patience = epoch == 0 ? std::min(options.give_up_first_connect_after, options.give_up_after)
+                                     : options.give_up_after;
     const auto give_up_at = Clock::now() + patience;
     Backoff backoff(250ms, max_backoff);
     while (true) {

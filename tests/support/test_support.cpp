@@ -17,13 +17,19 @@ std::string required_env(const char* name) {
   }
   return value;
 }
+
+std::string env_or(const char* name, const char* fallback) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? value : fallback;
+}
 }  // namespace
 
+// The build compiles in where the tree and the build are; the environment may point elsewhere.
 std::filesystem::path source_dir() {
-  return required_env("IMGPIPE_SOURCE_DIR");
+  return env_or("IMGPIPE_SOURCE_DIR", IMGPIPE_SOURCE_DIR);
 }
 std::filesystem::path binary_dir() {
-  return required_env("IMGPIPE_BINARY_DIR");
+  return env_or("IMGPIPE_BINARY_DIR", IMGPIPE_BINARY_DIR);
 }
 std::filesystem::path models_dir() {
   return source_dir() / "models";

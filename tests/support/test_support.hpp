@@ -8,8 +8,8 @@
 
 namespace imgpipe::test {
 
-std::filesystem::path source_dir();  // IMGPIPE_SOURCE_DIR, set by ctest
-std::filesystem::path binary_dir();  // IMGPIPE_BINARY_DIR
+std::filesystem::path source_dir();  // IMGPIPE_SOURCE_DIR, or the tree this binary was built from
+std::filesystem::path binary_dir();  // IMGPIPE_BINARY_DIR, or the build dir it was built in
 std::filesystem::path models_dir();  // <source>/models
 // A fresh empty directory under the system temp dir, removed when the object dies.
 class TempDir {
