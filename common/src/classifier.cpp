@@ -24,9 +24,7 @@ DecisionFunction train_svm(const std::vector<Sample>& samples, const std::vector
                            double c, int threads) {
   dlib::svm_multiclass_linear_trainer<Kernel, unsigned long> trainer;
   trainer.set_c(c);
-  // 0 runs the solver in this thread alone; a pool (even of one thread, which works beside the caller) adds
-  // the per-sample subgradients in whatever order its tasks finish.
-  trainer.set_num_threads(static_cast<unsigned long>(std::max(0, threads)));
+  trainer.set_num_threads(static_cast<unsigned long>(std::max(1, threads)));
   trainer.set_epsilon(0.001);
   return trainer.train(samples, labels);
 }

@@ -82,6 +82,33 @@ ImageProbe probe_webp(Bytes b) {
   return {"webp", std::nullopt, std::nullopt};
 }
 
+// The first image file directory holds ImageWidth (256) and ImageLength (257), as SHORT or LONG values.
+ImageProbe probe_tiff(Bytes b) {
+  const bool little = b[0] == 'I';
+  auto u16 = [&](std::size_t at) { return little ? le16(&b[at]) : be16(&b[at]); };
+  auto u32 = [&](std::size_t at) { return little ? static_cast<std::uint32_t>(le32(&b[at])) : be32(&b[at]); };
+  ImageProbe probe{"tiff", std::nullopt, std::nullopt};
+  if (b.size() < 8) return probe;
+  const std::size_t directory = u32(4);
+  if (directory + 2 > b.size()) return probe;
+  const std::size_t entries = u16(directory);
+  for (std::size_t i = 0; i < entries; ++i) {
+    const std::size_t entry = directory + 2 + 12 * i;
+    if (entry + 12 > b.size()) break;
+    const std::uint16_t tag = u16(entry);
+    const std::uint16_t type = u16(entry + 2);
+    const std::int64_t value = type == 3   ? u16(entry + 8)
+                               : type == 4 ? static_cast<std::int64_t>(u32(entry + 8))
+                                           : -1;
+    if (value < 0) continue;
+    const int clamped = static_cast<int>(std::min<std::int64_t>(value, 0x7fffffff));
+    if (tag == 256) probe.width = clamped;
+    if (tag == 257) probe.height = clamped;
+  }
+  if (!probe.width || !probe.height) return {"tiff", std::nullopt, std::nullopt};
+  return probe;
+}
+
 }  // namespace
 
 std::optional<ImageProbe> probe_image(Bytes b) {
@@ -92,9 +119,7 @@ std::optional<ImageProbe> probe_image(Bytes b) {
     return probe_webp(b);
   }
   if (starts_with(b, {'G', 'I', 'F', '8'}) && b.size() >= 10) return sized("gif", le16(&b[6]), le16(&b[8]));
-  if (starts_with(b, {'I', 'I', 42, 0}) || starts_with(b, {'M', 'M', 0, 42})) {
-    return ImageProbe{"tiff", std::nullopt, std::nullopt};
-  }
+  if (starts_with(b, {'I', 'I', 42, 0}) || starts_with(b, {'M', 'M', 0, 42})) return probe_tiff(b);
   if (starts_with(b, {0x00, 0x00, 0x00, 0x0C, 'j', 'P', ' ', ' '}) ||
       starts_with(b, {0xFF, 0x4F, 0xFF, 0x51})) {
     return ImageProbe{"jpeg2000", std::nullopt, std::nullopt};

@@ -2,6 +2,8 @@
 
 #include <opencv2/imgcodecs.hpp>
 
+#include <array>
+
 #include "imgpipe/codec.hpp"
 #include "imgpipe/preprocess.hpp"
 #include "test_support.hpp"
@@ -37,6 +39,30 @@ std::vector<std::uint8_t> png_header_claiming(std::uint32_t width, std::uint32_t
     for (int shift = 24; shift >= 0; shift -= 8) bytes.push_back(static_cast<std::uint8_t>(value >> shift));
   }
   bytes.insert(bytes.end(), {8, 0, 0, 0, 0, 0, 0, 0, 0});
+  return bytes;
+}
+
+// A little-endian TIFF with one strip of one byte, whose directory claims width x height 8-bit grey pixels.
+std::vector<std::uint8_t> tiff_claiming(std::uint32_t width, std::uint32_t height) {
+  std::vector<std::uint8_t> bytes = {'I', 'I', 42, 0, 8, 0, 0, 0};
+  auto put16 = [&](std::uint32_t v) {
+    for (int i = 0; i < 2; ++i) bytes.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+  };
+  auto put32 = [&](std::uint32_t v) {
+    for (int i = 0; i < 4; ++i) bytes.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+  };
+  const std::vector<std::array<std::uint32_t, 3>> entries = {
+      {256, 4, width}, {257, 4, height}, {258, 3, 8}, {259, 3, 1}, {262, 3, 1}, {273, 4, 8 + 2 + 9 * 12 + 4},
+      {277, 3, 1},     {278, 4, height}, {279, 4, 1}};
+  put16(static_cast<std::uint32_t>(entries.size()));
+  for (const auto& [tag, type, value] : entries) {
+    put16(tag);
+    put16(type);
+    put32(1);
+    type == 3 ? (put16(value), put16(0)) : put32(value);
+  }
+  put32(0);
+  bytes.push_back(0);
   return bytes;
 }
 
@@ -122,6 +148,8 @@ TEST_CASE("bad inputs fail with a precise reason", "[preprocess]") {
              Catch::Contains("claims 100000x100000 pixels, over the limit") &&
                  Catch::Contains("refused before decoding"));
   CHECK_THAT(error_of(png_header_claiming(0, 5)), Catch::Contains("impossible dimensions"));
+  CHECK_THAT(error_of(tiff_claiming(100000, 100000)),
+             Catch::Contains("tiff header claims 100000x100000 pixels"));
   DecodeLimits small;
   small.max_file_bytes = 1000;
   CHECK_THAT(error_of(png, small), Catch::Contains("over the limit of 1000 bytes"));
