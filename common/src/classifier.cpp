@@ -144,21 +144,9 @@ StageOutput ClassifyStage::process(const Batch& in) {
   if (batch == nullptr)
     throw MessageError(std::string("classify expects a features batch, got ") + to_string(kind_of(in)));
   StageOutput output;
-  auto fail_all = [&](const std::string& reason) {
-    for (const auto& feature : batch->features) output.errors.push_back({feature.image_id, "", 0.0, reason});
-    return output;
-  };
-  ModelCache<LinearClassifier>::Entry model;
-  try {
-    model = classifiers_.get(batch->job.model);
-  } catch (const ModelError& error) {
-    return fail_all(error.what());
-  }
-  output.model_version = model.config->version;
-  if (!batch->job.model_version.empty() && batch->job.model_version != model.config->version) {
-    return fail_all("model " + batch->job.model + " changed on disk between stages (batch has version " +
-                    batch->job.model_version + ", this worker has " + model.config->version + ")");
-  }
+  const auto loaded = model_for_batch(classifiers_, batch->job, batch->features, output);
+  if (!loaded) return output;
+  const auto& model = *loaded;
   ResultBatch results{batch->job, "classify", {}};
   results.job.model_version = model.config->version;
   for (const auto& feature : batch->features) {

@@ -13,21 +13,9 @@ StageOutput FeatureStage::process(const Batch& in) {
   if (batch == nullptr)
     throw MessageError(std::string("feature expects a pixels batch, got ") + to_string(kind_of(in)));
   StageOutput output;
-  auto fail_all = [&](const std::string& reason) {
-    for (const auto& image : batch->images) output.errors.push_back({image.image_id, "", 0.0, reason});
-    return output;
-  };
-  ModelCache<Backbone>::Entry model;
-  try {
-    model = backbones_.get(batch->job.model);
-  } catch (const ModelError& error) {
-    return fail_all(error.what());
-  }
-  output.model_version = model.config->version;
-  if (!batch->job.model_version.empty() && batch->job.model_version != model.config->version) {
-    return fail_all("model " + batch->job.model + " changed on disk between stages (batch has version " +
-                    batch->job.model_version + ", this worker has " + model.config->version + ")");
-  }
+  const auto loaded = model_for_batch(backbones_, batch->job, batch->images, output);
+  if (!loaded) return output;
+  const auto& model = *loaded;
   // Images of the wrong geometry fail alone; the rest of the batch goes through.
   std::vector<const PixelImage*> fitting;
   const InputSpec& input = model.config->input;

@@ -157,14 +157,9 @@ StageOutput PreprocessStage::process(const Batch& in) {
   if (batch == nullptr)
     throw MessageError(std::string("preprocess expects an images batch, got ") + to_string(kind_of(in)));
   StageOutput output;
-  ModelCache<ModelConfig>::Entry model;
-  try {
-    model = configs_.get(batch->job.model);
-  } catch (const ModelError& error) {
-    for (const auto& image : batch->images) output.errors.push_back({image.image_id, "", 0.0, error.what()});
-    return output;
-  }
-  output.model_version = model.config->version;
+  const auto loaded = model_for_batch(configs_, batch->job, batch->images, output);
+  if (!loaded) return output;
+  const auto& model = *loaded;
   PixelBatch next{batch->job, {}};
   next.job.model_version = model.config->version;
   for (const auto& image : batch->images) {
