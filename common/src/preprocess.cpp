@@ -149,8 +149,8 @@ PixelImage decode_and_fit(const std::string& image_id, Bytes bytes, const InputS
   return out;
 }
 
-PreprocessStage::PreprocessStage(ModelStore store, DecodeLimits limits)
-    : configs_(std::move(store), keep_config), limits_(limits) {}
+PreprocessStage::PreprocessStage(ModelStore store, DecodeLimits limits, ModelLoadObserver on_load)
+    : configs_(std::move(store), keep_config, std::move(on_load)), limits_(limits) {}
 
 StageOutput PreprocessStage::process(const Batch& in) {
   const auto* batch = std::get_if<ImageBatch>(&in);
