@@ -3,7 +3,6 @@
 
 #include <CLI/CLI.hpp>
 
-#include <map>
 #include <string>
 
 #include "imgpipe/runtime.hpp"
@@ -50,10 +49,16 @@ inline void add_worker_flags(CLI::App& app, WorkerConfig& config) {
                  "Address the /metrics endpoint listens on (containers use 0.0.0.0)")
       ->envname("IMGPIPE_METRICS_ADDRESS")
       ->capture_default_str();
-  app.add_option("--log-format", config.log_format, "Log lines as text or as JSON objects")
+  // A function option rather than CLI11's enum mapping, whose help and parser also accept the numbers 0
+  // and 1.
+  app.add_option_function<std::string>(
+         "--log-format",
+         [&config](const std::string& format) {
+           config.log_format = format == "json" ? LogFormat::json : LogFormat::text;
+         },
+         "Log lines as text or as JSON objects")
       ->envname("IMGPIPE_LOG_FORMAT")
-      ->transform(CLI::CheckedTransformer(
-          std::map<std::string, LogFormat>{{"text", LogFormat::text}, {"json", LogFormat::json}}))
+      ->check(CLI::IsMember({"text", "json"}))
       ->default_str("text");
   app.add_flag("-v,--verbose", config.verbose, "Log debug lines");
 }
