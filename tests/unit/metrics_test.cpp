@@ -1,6 +1,12 @@
 // What the workers' metrics derive from a message: the reason class of a failure, the publish time header.
 #include <catch2/catch.hpp>
 
+#include <nlohmann/json.hpp>
+
+#include <iostream>
+#include <sstream>
+
+#include "imgpipe/logging.hpp"
 #include "imgpipe/metrics.hpp"
 #include "imgpipe/stage_worker.hpp"
 
@@ -39,4 +45,50 @@ TEST_CASE("the publish time header round-trips, and a missing or garbled one is 
   CHECK(!published_at({{headers::published_ms, "12abc"}}));
   CHECK(!published_at({{headers::published_ms, "-5"}}));
   CHECK(!published_at({{headers::published_ms, ""}}));
+}
+
+namespace {
+// What a Logger writes to stderr during `log`, which is given the logger.
+template <typename Body>
+std::string captured_stderr(Body body) {
+  std::ostringstream captured;
+  auto* const original = std::cerr.rdbuf(captured.rdbuf());
+  try {
+    body();
+  } catch (...) {
+    std::cerr.rdbuf(original);
+    throw;
+  }
+  std::cerr.rdbuf(original);
+  return captured.str();
+}
+}  // namespace
+
+TEST_CASE("a JSON log line is one object with the job and image as fields", "[unit][metrics]") {
+  const Logger log("preprocess", false, LogFormat::json);
+  const std::string line = captured_stderr([&] {
+    log.event("info", "failed in preprocess: empty file", {{"job", "j1"}, {"image", "000003"}});
+  });
+  REQUIRE(line.back() == '\n');
+  const auto parsed = nlohmann::json::parse(line);
+  CHECK(parsed["level"] == "info");
+  CHECK(parsed["component"] == "preprocess");
+  CHECK(parsed["msg"] == "failed in preprocess: empty file");
+  CHECK(parsed["job"] == "j1");
+  CHECK(parsed["image"] == "000003");
+  CHECK(parsed["ts"].get<std::string>().ends_with("Z"));
+  // An id that is not UTF-8 still gives a parseable line.
+  const std::string odd = captured_stderr([&] { log.event("warn", "x", {{"image", "caf\xe9"}}); });
+  CHECK(nlohmann::json::parse(odd)["image"].is_string());
+  // Debug lines stay off unless verbose, in either format.
+  CHECK(captured_stderr([&] { log.debug("hidden"); }).empty());
+}
+
+TEST_CASE("a text log line puts the fields before the message, as the workers always wrote it",
+          "[unit][metrics]") {
+  const Logger log("classify");
+  const std::string line = captured_stderr([&] {
+    log.event("info", "failed in classify: bad", {{"job", "j1"}, {"image", "7"}});
+  });
+  CHECK_THAT(line, Catch::EndsWith(" info classify: job j1 image 7 failed in classify: bad\n"));
 }
