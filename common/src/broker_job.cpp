@@ -34,7 +34,9 @@ std::string run_broker_job(const BrokerAddress& address, const std::vector<JobIn
   for_each_batch(
       inputs, job, settings.job,
       [&](ImageBatch&& batch) {
-        channel.publish({queues::images, encode(batch), {{headers::job, job_id}}});
+        Headers tags{{headers::job, job_id}};
+        stamp_published(tags);  // the first stage measures queue wait from here
+        channel.publish({queues::images, encode(batch), std::move(tags)});
       },
       [&](const ImageResult& result, const std::string& version) { results.add(result, version); });
   channel.wait_confirms(std::chrono::seconds(120));

@@ -137,7 +137,8 @@ void LinearClassifier::save(const std::filesystem::path& file) const {
   dlib::serialize(file.string()) << impl_->normalizer << impl_->function;
 }
 
-ClassifyStage::ClassifyStage(ModelStore store) : classifiers_(std::move(store), LinearClassifier::load) {}
+ClassifyStage::ClassifyStage(ModelStore store, ModelLoadObserver on_load)
+    : classifiers_(std::move(store), LinearClassifier::load, std::move(on_load)) {}
 
 StageOutput ClassifyStage::process(const Batch& in) {
   const auto* batch = std::get_if<FeatureBatch>(&in);

@@ -4,9 +4,10 @@
 
 namespace imgpipe {
 
-FeatureStage::FeatureStage(ModelStore store, ComputeOptions options)
-    : backbones_(std::move(store),
-                 [options](const ModelConfig& config) { return Backbone::load(config, options); }) {}
+FeatureStage::FeatureStage(ModelStore store, ComputeOptions options, ModelLoadObserver on_load)
+    : backbones_(
+          std::move(store), [options](const ModelConfig& config) { return Backbone::load(config, options); },
+          std::move(on_load)) {}
 
 StageOutput FeatureStage::process(const Batch& in) {
   const auto* batch = std::get_if<PixelBatch>(&in);

@@ -22,6 +22,16 @@ bool jpeg_has_end_marker(Bytes bytes) {
   return false;
 }
 
+// The same for PNG: libpng reports a cut-off file on stderr ("PNG input buffer is incomplete") before
+// OpenCV returns nothing, a stray line that would break a worker's JSON log. A PNG ends with its IEND chunk.
+bool png_has_end_chunk(Bytes bytes) {
+  const std::size_t window = std::min<std::size_t>(bytes.size(), 4096);
+  for (std::size_t i = bytes.size() - window; i + 3 < bytes.size(); ++i) {
+    if (bytes[i] == 'I' && bytes[i + 1] == 'E' && bytes[i + 2] == 'N' && bytes[i + 3] == 'D') return true;
+  }
+  return false;
+}
+
 void check_before_decoding(Bytes bytes, const DecodeLimits& limits) {
   if (bytes.empty()) throw ImageError("empty file (0 bytes)");
   if (bytes.size() > limits.max_file_bytes) {
@@ -48,6 +58,9 @@ void check_before_decoding(Bytes bytes, const DecodeLimits& limits) {
   }
   if (probe->format == "jpeg" && !jpeg_has_end_marker(bytes)) {
     throw ImageError("truncated JPEG (no end-of-image marker)");
+  }
+  if (probe->format == "png" && !png_has_end_chunk(bytes)) {
+    throw ImageError("corrupt or truncated png (no IEND chunk at its end)");
   }
 }
 
@@ -149,8 +162,8 @@ PixelImage decode_and_fit(const std::string& image_id, Bytes bytes, const InputS
   return out;
 }
 
-PreprocessStage::PreprocessStage(ModelStore store, DecodeLimits limits)
-    : configs_(std::move(store), keep_config), limits_(limits) {}
+PreprocessStage::PreprocessStage(ModelStore store, DecodeLimits limits, ModelLoadObserver on_load)
+    : configs_(std::move(store), keep_config, std::move(on_load)), limits_(limits) {}
 
 StageOutput PreprocessStage::process(const Batch& in) {
   const auto* batch = std::get_if<ImageBatch>(&in);

@@ -69,6 +69,7 @@ class WorkerSession {
     while (true) {
       while (auto event = connection_.next_event(0ms)) handle(std::move(*event), stopping);
       if (auto result = compute_.take()) finish(std::move(*result));
+      report_held();
 
       if (stop && !stopping) {
         stopping = true;
@@ -93,12 +94,28 @@ class WorkerSession {
     }
   }
 
+  ~WorkerSession() {
+    // Whatever this connection held goes back to the broker with it.
+    if (held_ != 0 && options_.on_held_changed) options_.on_held_changed(0);
+  }
+  WorkerSession(const WorkerSession&) = delete;
+  WorkerSession& operator=(const WorkerSession&) = delete;
+
  private:
   struct PendingPublish {
     std::uint64_t delivery_tag = 0;
     OutgoingMessage message;
     int attempts = 1;
   };
+
+  // A delivery is in exactly one place: buffered, in the compute slot, or awaiting its confirms.
+  void report_held() {
+    if (!options_.on_held_changed) return;
+    const std::size_t held = buffered_.size() + (compute_.busy() ? 1 : 0) + awaiting_.size();
+    if (held == held_) return;
+    held_ = held;
+    options_.on_held_changed(held);
+  }
 
   // Short enough that rabbitmq-c, called after every wait, sends heartbeats on time.
   std::chrono::milliseconds poll_interval() const {
@@ -204,6 +221,7 @@ class WorkerSession {
   std::deque<IncomingMessage> buffered_;                 // delivered, not yet handed to the handler
   std::map<std::uint64_t, std::size_t> awaiting_;        // delivery tag -> outputs not yet confirmed
   std::map<std::uint64_t, PendingPublish> unconfirmed_;  // publish sequence -> what was published
+  std::size_t held_ = 0;                                 // last count given to on_held_changed
 };
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "imgpipe/classifier.hpp"
 #include "imgpipe/feature.hpp"
 #include "imgpipe/logging.hpp"
+#include "imgpipe/metrics.hpp"
 #include "imgpipe/preprocess.hpp"
 #include "imgpipe/stage_worker.hpp"
 
@@ -49,8 +50,19 @@ StopSignal::~StopSignal() {
   waiter_.join();
 }
 
+namespace {
+// The worker's stage chain as its metrics label and log name it, e.g. "preprocess+feature".
+std::string chain_name(const WorkerConfig& config) {
+  return config.with_preprocess && config.role != "preprocess" ? "preprocess+" + config.role : config.role;
+}
+}  // namespace
+
 int run_stage_worker(const WorkerConfig& config, const std::atomic<bool>& stop) {
-  Logger log(config.role, config.verbose);
+  Logger log(config.role, config.verbose, config.log_format);
+  if (config.role != "preprocess" && config.role != "feature" && config.role != "classify") {
+    log.error("unknown worker role " + config.role);
+    return 2;
+  }
   BrokerAddress address;
   try {
     address = BrokerAddress::parse(config.broker);
@@ -58,6 +70,23 @@ int run_stage_worker(const WorkerConfig& config, const std::atomic<bool>& stop) 
     log.error(std::string("bad broker URL: ") + error.what());
     return 2;
   }
+  const std::string stages = chain_name(config);
+  // Shared with the handler and the model caches, which the QueueWorker and the stages keep.
+  std::shared_ptr<WorkerMetrics> metrics;
+  try {
+    metrics = std::make_shared<WorkerMetrics>(stages, config.metrics_address, config.metrics_port);
+  } catch (const std::runtime_error& error) {
+    log.error(std::string(error.what()) +
+              " (another process on that port? --metrics-port 0 turns metrics off)");
+    return 2;
+  }
+  const ModelLoadObserver on_load = [metrics, &log](const ModelConfig& model,
+                                                    std::chrono::duration<double> took) {
+    metrics->model_loaded(took);
+    log.info("loaded model " + model.name + " version " + model.version + " in " +
+             std::to_string(took.count()) + " s");
+  };
+
   const ModelStore store(config.models);
   ComputeOptions compute{config.threads, config.batch_size, true};
   DecodeLimits limits;
@@ -66,16 +95,12 @@ int run_stage_worker(const WorkerConfig& config, const std::atomic<bool>& stop) 
 
   std::vector<std::shared_ptr<Stage>> chain;
   if (config.role == "preprocess" || config.with_preprocess)
-    chain.push_back(std::make_shared<PreprocessStage>(store, limits));
+    chain.push_back(std::make_shared<PreprocessStage>(store, limits, on_load));
   if (config.role == "feature") {
     configure_compute(compute);
-    chain.push_back(std::make_shared<FeatureStage>(store, compute));
+    chain.push_back(std::make_shared<FeatureStage>(store, compute, on_load));
   }
-  if (config.role == "classify") chain.push_back(std::make_shared<ClassifyStage>(store));
-  if (chain.empty()) {
-    log.error("unknown worker role " + config.role);
-    return 2;
-  }
+  if (config.role == "classify") chain.push_back(std::make_shared<ClassifyStage>(store, on_load));
 
   WorkerOptions options;
   options.queue = queue_for(chain.front()->input_kind());
@@ -83,13 +108,14 @@ int run_stage_worker(const WorkerConfig& config, const std::atomic<bool>& stop) 
   options.connection.heartbeat = std::chrono::seconds(config.heartbeat_seconds);
   options.connection.delivery_limit = config.delivery_limit;
   options.connection.client_name = "imgpipe-" + config.role;
-  std::string stages;
-  for (const auto& stage : chain) stages += std::string(stages.empty() ? "" : "+") + stage->name();
+  options.on_held_changed = [metrics](std::size_t held) { metrics->deliveries_in_flight(held); };
+  const std::string endpoint = metrics->endpoint();
   log.info("starting " + stages + " on " + options.queue + " via " + address.redacted() + ", models " +
            store.root().string() + ", batch " + std::to_string(config.batch_size) + ", prefetch " +
-           std::to_string(config.prefetch));
+           std::to_string(config.prefetch) + ", metrics " +
+           (endpoint.empty() ? std::string("off") : "http://" + endpoint + "/metrics"));
   try {
-    QueueWorker worker(address, options, make_stage_handler(chain, options.queue, log.as_log_fn()),
+    QueueWorker worker(address, options, make_stage_handler(chain, options.queue, log, metrics),
                        log.as_log_fn());
     worker.run(stop);
     const auto stats = worker.stats();

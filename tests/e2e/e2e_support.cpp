@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <opencv2/imgcodecs.hpp>
 
+#include <algorithm>
 #include <sstream>
 
 #include "imgpipe/fashion_mnist.hpp"
@@ -55,12 +56,17 @@ InputFolder::InputFolder(std::size_t fashion_images_per_class) : dir("imgpipe-in
   add_bad("bomb.png", bomb, "claims 100000x100000 pixels");
 }
 
-Cluster::Cluster(bool fused, const std::vector<std::string>& extra_flags) {
+Cluster::Cluster(bool fused, const std::vector<std::string>& extra_flags,
+                 const std::map<std::string, std::vector<std::string>>& role_flags) {
   std::vector<std::string> common = {"--broker",  broker_url(), "--models", models_dir().string(),
                                      "--threads", "1"};
   common.insert(common.end(), extra_flags.begin(), extra_flags.end());
   auto start = [&](const std::string& role, std::vector<std::string> flags) {
     flags.insert(flags.begin(), common.begin(), common.end());
+    if (const auto own = role_flags.find(role); own != role_flags.end())
+      flags.insert(flags.end(), own->second.begin(), own->second.end());
+    if (std::find(flags.begin(), flags.end(), "--metrics-port") == flags.end())
+      flags.insert(flags.end(), {"--metrics-port", "0"});
     workers_[role] = std::make_unique<ChildProcess>(worker_binary("imgpipe-" + role), flags, log_of(role));
   };
   if (fused) {

@@ -2,6 +2,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -98,5 +103,56 @@ namespace imgpipe::test {
 std::string read_text_file(const std::filesystem::path& file) {
   const auto bytes = read_file(file);
   return std::string(bytes.begin(), bytes.end());
+}
+}  // namespace imgpipe::test
+
+namespace imgpipe::test {
+namespace {
+// Closes the socket on every way out of http_get.
+class Socket {
+ public:
+  Socket() : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    if (fd_ < 0) throw std::runtime_error("socket() failed");
+  }
+  ~Socket() { ::close(fd_); }
+  Socket(const Socket&) = delete;
+  Socket& operator=(const Socket&) = delete;
+  int fd() const { return fd_; }
+
+ private:
+  int fd_;
+};
+}  // namespace
+
+std::string http_get(int port, const std::string& path) {
+  const std::string where = "http://127.0.0.1:" + std::to_string(port) + path;
+  Socket socket;
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<std::uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(socket.fd(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0)
+    throw std::runtime_error("cannot connect to " + where);
+  const std::string request = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  for (std::size_t sent = 0; sent < request.size();) {
+    const auto n = ::send(socket.fd(), request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) throw std::runtime_error("cannot send the request to " + where);
+    sent += static_cast<std::size_t>(n);
+  }
+  std::string response;
+  char buffer[4096];
+  while (true) {
+    const auto n = ::recv(socket.fd(), buffer, sizeof buffer, 0);
+    if (n < 0) throw std::runtime_error("cannot read the answer of " + where);
+    if (n == 0) break;
+    response.append(buffer, static_cast<std::size_t>(n));
+  }
+  const auto status_end = response.find("\r\n");
+  const auto body = response.find("\r\n\r\n");
+  if (status_end == std::string::npos || body == std::string::npos)
+    throw std::runtime_error(where + " sent no HTTP answer");
+  const std::string status = response.substr(0, status_end);
+  if (status.find(" 200") == std::string::npos) throw std::runtime_error(where + " answered " + status);
+  return response.substr(body + 4);
 }
 }  // namespace imgpipe::test

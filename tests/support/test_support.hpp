@@ -43,3 +43,10 @@ std::filesystem::path skimage_photo(const std::string& name);  // e.g. "astronau
 namespace imgpipe::test {
 std::string read_text_file(const std::filesystem::path& file);
 }
+
+namespace imgpipe::test {
+// GET http://127.0.0.1:port/path over a plain socket (HTTP/1.0, so the body is neither chunked nor kept
+// open): scraping a worker's /metrics needs no HTTP library. Throws std::runtime_error unless the answer
+// is 200; returns the body.
+std::string http_get(int port, const std::string& path);
+}  // namespace imgpipe::test

@@ -112,6 +112,9 @@ struct WorkerOptions {
   int confirm_window = 64;  // unconfirmed publishes before we stop taking new work
   std::chrono::milliseconds max_backoff{std::chrono::seconds(30)};
   ConnectionOptions connection;
+  // Called on the IO thread with the number of deliveries held (received, not yet acked or rejected)
+  // whenever it changes; 0 after a connection is lost, since the broker takes them back. For metrics.
+  std::function<void(std::size_t held)> on_held_changed;
 };
 
 // What the handler wants done with one delivery: publish these, then ack the delivery once every one of

@@ -54,7 +54,7 @@ class LinearClassifier {
 
 class ClassifyStage final : public Stage {
  public:
-  explicit ClassifyStage(ModelStore store);
+  explicit ClassifyStage(ModelStore store, ModelLoadObserver on_load = {});
   const char* name() const override { return "classify"; }
   BatchKind input_kind() const override { return BatchKind::features; }
   BatchKind output_kind() const override { return BatchKind::results; }

@@ -9,7 +9,7 @@ namespace imgpipe {
 
 class FeatureStage final : public Stage {
  public:
-  FeatureStage(ModelStore store, ComputeOptions options);
+  FeatureStage(ModelStore store, ComputeOptions options, ModelLoadObserver on_load = {});
   const char* name() const override { return "feature"; }
   BatchKind input_kind() const override { return BatchKind::pixels; }
   BatchKind output_kind() const override { return BatchKind::features; }

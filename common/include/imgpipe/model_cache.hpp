@@ -2,6 +2,7 @@
 // changes on disk (a new version is loaded for the next batch; a batch never mixes two versions).
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -13,6 +14,9 @@
 
 namespace imgpipe {
 
+// Told about every model version a cache loads and how long it took (for the worker's metrics and log).
+using ModelLoadObserver = std::function<void(const ModelConfig& config, std::chrono::duration<double> took)>;
+
 template <typename Loaded>
 class ModelCache {
  public:
@@ -22,7 +26,8 @@ class ModelCache {
     std::shared_ptr<const Loaded> loaded;
   };
 
-  ModelCache(ModelStore store, Loader loader) : store_(std::move(store)), loader_(std::move(loader)) {}
+  ModelCache(ModelStore store, Loader loader, ModelLoadObserver on_load = {})
+      : store_(std::move(store)), loader_(std::move(loader)), on_load_(std::move(on_load)) {}
 
   // The model as it is on disk now. Throws ModelError when it cannot be loaded.
   Entry get(const std::string& name) {
@@ -30,8 +35,10 @@ class ModelCache {
     const std::string version = store_.current_version(name);
     auto found = entries_.find(name);
     if (found != entries_.end() && found->second.config->version == version) return found->second;
+    const auto started = std::chrono::steady_clock::now();
     auto config = std::make_shared<const ModelConfig>(store_.load(name));
     Entry entry{config, loader_(*config)};
+    if (on_load_) on_load_(*config, std::chrono::steady_clock::now() - started);
     entries_[name] = entry;
     return entry;
   }
@@ -41,6 +48,7 @@ class ModelCache {
  private:
   ModelStore store_;
   Loader loader_;
+  ModelLoadObserver on_load_;
   std::mutex mutex_;
   std::map<std::string, Entry> entries_;
 };

@@ -29,7 +29,7 @@ class ImageError : public std::runtime_error {
 
 class PreprocessStage final : public Stage {
  public:
-  PreprocessStage(ModelStore store, DecodeLimits limits = {});
+  PreprocessStage(ModelStore store, DecodeLimits limits = {}, ModelLoadObserver on_load = {});
   const char* name() const override { return "preprocess"; }
   BatchKind input_kind() const override { return BatchKind::images; }
   BatchKind output_kind() const override { return BatchKind::pixels; }

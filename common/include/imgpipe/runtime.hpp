@@ -6,6 +6,8 @@
 #include <string>
 #include <thread>
 
+#include "imgpipe/logging.hpp"
+
 namespace imgpipe {
 
 // IMGPIPE_MODELS is read by the flag parser; this is the fallback compiled in (the source tree's models/).
@@ -40,6 +42,11 @@ struct WorkerConfig {
   bool verbose = false;
   std::int64_t max_pixels = 100'000'000;
   std::int64_t max_file_bytes = 64 << 20;
+  // Prometheus /metrics; port 0 turns it off. Loopback by default so a worker started by hand exposes
+  // nothing to the network; containers set IMGPIPE_METRICS_ADDRESS=0.0.0.0 for the scraper to reach them.
+  int metrics_port = 9464;
+  std::string metrics_address = "127.0.0.1";
+  LogFormat log_format = LogFormat::text;
 };
 
 // Runs one worker until SIGTERM/SIGINT; returns the process exit code.

@@ -3,6 +3,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include <string>
+
 #include "imgpipe/runtime.hpp"
 
 namespace imgpipe {
@@ -39,6 +41,25 @@ inline void add_worker_flags(CLI::App& app, WorkerConfig& config) {
   app.add_option("--max-pixels", config.max_pixels, "Largest source image accepted, in pixels")
       ->envname("IMGPIPE_MAX_PIXELS")
       ->capture_default_str();
+  app.add_option("--metrics-port", config.metrics_port, "Port of the Prometheus /metrics endpoint (0 = off)")
+      ->envname("IMGPIPE_METRICS_PORT")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
+  app.add_option("--metrics-address", config.metrics_address,
+                 "Address the /metrics endpoint listens on (containers use 0.0.0.0)")
+      ->envname("IMGPIPE_METRICS_ADDRESS")
+      ->capture_default_str();
+  // A function option rather than CLI11's enum mapping, whose help and parser also accept the numbers 0
+  // and 1.
+  app.add_option_function<std::string>(
+         "--log-format",
+         [&config](const std::string& format) {
+           config.log_format = format == "json" ? LogFormat::json : LogFormat::text;
+         },
+         "Log lines as text or as JSON objects")
+      ->envname("IMGPIPE_LOG_FORMAT")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->default_str("text");
   app.add_flag("-v,--verbose", config.verbose, "Log debug lines");
 }
 
