@@ -51,7 +51,7 @@ void execute_on_broker(const ToolOptions& tool, const std::vector<JobInput>& inp
   std::cerr << "job " << job_id << ": " << inputs.size() << " images\n";
 
   std::optional<JobStateFile> state;
-  const auto warn_once = [&](const std::exception& error) {
+  const auto stop_keeping_state = [&](const std::exception& error) {
     log.warn(std::string("job state not kept, `imgpipe status --job` will not know this job: ") +
              error.what());
     state.reset();
@@ -66,14 +66,14 @@ void execute_on_broker(const ToolOptions& tool, const std::vector<JobInput>& inp
     initial.result_queue = queues::results_for(job_id);
     state.emplace(dir, std::move(initial));
   } catch (const std::exception& error) {
-    warn_once(error);
+    stop_keeping_state(error);
   }
   broker_settings.on_progress = [&](const JobResults& progress) {
     if (!state) return;
     try {
       state->update(progress);
     } catch (const std::exception& error) {
-      warn_once(error);
+      stop_keeping_state(error);
     }
   };
 
@@ -82,7 +82,7 @@ void execute_on_broker(const ToolOptions& tool, const std::vector<JobInput>& inp
     try {
       state->finish(results, error);
     } catch (const std::exception& write_error) {
-      warn_once(write_error);
+      stop_keeping_state(write_error);
     }
   };
   try {
