@@ -1,10 +1,5 @@
 // `imgpipe status`: the operator's view of the pipeline. Queue figures come from the RabbitMQ management
 // API rather than AMQP, because AMQP's queue.declare-ok counts only ready messages and knows no rates.
-#include <signal.h>
-#include <unistd.h>
-
-#include <array>
-#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <iomanip>
@@ -51,33 +46,16 @@ nlohmann::json queue_json(const std::optional<QueueStats>& stats) {
           {"deliver_rate", stats->deliver_rate}};
 }
 
-double unix_now() {
-  const auto since_epoch = std::chrono::system_clock::now().time_since_epoch();
-  return static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(since_epoch).count()) /
-         1000.0;
-}
-
-// "running", "finished", "failed" (gave up, see error), or "abandoned": the publisher on this host is gone
-// without a last word (killed). A publisher on another host cannot be checked and counts as running.
-std::string job_phase(const JobState& state) {
-  if (state.finished) return state.error.empty() ? "finished" : "failed";
-  std::array<char, 256> name{};
-  const bool same_host = gethostname(name.data(), name.size() - 1) == 0 && state.host == name.data();
-  if (same_host && state.pid > 0 && ::kill(static_cast<pid_t>(state.pid), 0) != 0 && errno == ESRCH) {
-    return "abandoned";
-  }
-  return "running";
-}
-
 nlohmann::json job_json(const JobState& state, const std::optional<QueueStats>& result_queue) {
-  const double end = state.finished.value_or(unix_now());
-  const std::string phase = job_phase(state);
+  const double end = state.finished.value_or(unix_seconds_now());
+  const std::string phase = state.phase();
   nlohmann::json eta = nullptr;
   // Rate over the whole job so far: batches arrive in bursts, a short window would make the ETA jump.
   const double busy = state.updated - state.started;
   if (phase == "running" && state.done > 0 && busy > 0) {
     const double rate = static_cast<double>(state.done) / busy;
-    eta = std::max(0.0, static_cast<double>(state.total - state.done) / rate - (unix_now() - state.updated));
+    eta = std::max(
+        0.0, static_cast<double>(state.total - state.done) / rate - (unix_seconds_now() - state.updated));
   }
   auto queue = queue_json(result_queue);
   queue["name"] = state.result_queue;

@@ -1,6 +1,7 @@
 #include "imgpipe/job_state.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <array>
@@ -14,12 +15,6 @@
 
 namespace imgpipe {
 namespace {
-
-double unix_now() {
-  const auto since_epoch = std::chrono::system_clock::now().time_since_epoch();
-  return static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(since_epoch).count()) /
-         1000.0;
-}
 
 std::string host_name() {
   std::array<char, 256> name{};
@@ -96,6 +91,21 @@ nlohmann::json to_json(const JobState& state) {
 
 }  // namespace
 
+double unix_seconds_now() {
+  const auto since_epoch = std::chrono::system_clock::now().time_since_epoch();
+  return static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(since_epoch).count()) /
+         1000.0;
+}
+
+std::string JobState::phase() const {
+  if (finished) return error.empty() ? "finished" : "failed";
+  if (!host.empty() && host == host_name() && pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 &&
+      errno == ESRCH) {
+    return "abandoned";
+  }
+  return "running";
+}
+
 std::filesystem::path resolve_state_dir(const std::string& explicit_dir) {
   if (!explicit_dir.empty()) return explicit_dir;
   // The XDG base directory spec: relative values are invalid and must be ignored.
@@ -161,7 +171,7 @@ JobStateFile::JobStateFile(const std::filesystem::path& state_dir, JobState init
     throw std::runtime_error("cannot create the job state folder " + path_.parent_path().string() + ": " +
                              error.message());
   }
-  state_.started = state_.updated = unix_now();
+  state_.started = state_.updated = unix_seconds_now();
   state_.host = host_name();
   state_.pid = static_cast<long>(::getpid());
   write();
@@ -184,7 +194,7 @@ void JobStateFile::take(const JobResults& results) {
   state_.done = results.done();
   state_.failed = results.failed();
   state_.duplicates = results.duplicates();
-  state_.updated = unix_now();
+  state_.updated = unix_seconds_now();
 }
 
 void JobStateFile::write() {

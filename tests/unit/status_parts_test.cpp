@@ -1,9 +1,11 @@
 // The pieces of `imgpipe status` that need no broker: management URLs and job state files.
 #include <catch2/catch.hpp>
 
-#include <fstream>
+#include <sys/wait.h>
+#include <unistd.h>
 
-#include <nlohmann/json.hpp>
+#include <filesystem>
+#include <iterator>
 
 #include "imgpipe/job_state.hpp"
 #include "imgpipe/management_api.hpp"
@@ -85,4 +87,31 @@ TEST_CASE("a job id that is not a plain name is refused before it becomes a path
   imgpipe::test::TempDir dir;
   CHECK_THROWS_AS(JobState::read(dir.path(), "../../etc/passwd"), std::invalid_argument);
   CHECK_THROWS_WITH(JobState::read(dir.path(), "feedbeef"), Catch::Contains("no state for job feedbeef"));
+}
+
+TEST_CASE("a job whose publisher on this host died without finishing is abandoned, not running",
+          "[unit][status]") {
+  imgpipe::test::TempDir dir;
+  JobState initial;
+  initial.job = "00dead00";
+  initial.total = 5;
+  JobStateFile file(dir.path(), initial);  // records this host and this (live) process
+  auto state = JobState::read(dir.path(), "00dead00");
+  CHECK(state.phase() == "running");
+
+  // A pid that surely belongs to no process any more: a child that has exited and been reaped.
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) ::_exit(0);
+  REQUIRE(::waitpid(child, nullptr, 0) == child);
+  state.pid = child;
+  CHECK(state.phase() == "abandoned");
+
+  state.host = "some-other-host";  // cannot be checked from here
+  CHECK(state.phase() == "running");
+
+  state.finished = state.updated;
+  CHECK(state.phase() == "finished");
+  state.error = "stalled";
+  CHECK(state.phase() == "failed");
 }

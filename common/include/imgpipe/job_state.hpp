@@ -25,6 +25,9 @@ std::filesystem::path resolve_state_dir(const std::string& explicit_dir);
 // Job ids become file names: only letters, digits, '-' and '_' (new_job_id makes hex).
 bool is_valid_job_id(const std::string& job_id);
 
+// Now as Unix seconds with millisecond precision, the clock of the state files.
+double unix_seconds_now();
+
 struct JobState {
   std::string job;
   std::string model;
@@ -39,6 +42,10 @@ struct JobState {
   std::string host;  // where the publisher runs, so a reader can check whether it still does
   long pid = 0;
   std::string error;  // why the job gave up, when it did
+
+  // "running", "finished", "failed" (gave up; see error), or "abandoned": the publisher on this host is gone
+  // without a last word (killed). A publisher on another host cannot be checked and counts as running.
+  std::string phase() const;
 
   // Throws std::runtime_error naming the file when it is missing or unreadable.
   static JobState read(const std::filesystem::path& state_dir, const std::string& job_id);
