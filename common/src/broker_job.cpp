@@ -7,7 +7,7 @@ namespace imgpipe {
 
 std::string run_broker_job(const BrokerAddress& address, const std::vector<JobInput>& inputs,
                            const BrokerJobSettings& settings, JobResults& results, const LogFn& log) {
-  const std::string job_id = new_job_id();
+  const std::string job_id = settings.job_id.empty() ? new_job_id() : settings.job_id;
   JobChannel channel(address, settings.connection, job_id, log);
   const JobRef job{job_id, channel.result_queue(), settings.job.model, ""};
   Progress progress("job " + job_id, inputs.size(), settings.job.show_progress);
@@ -27,6 +27,7 @@ std::string run_broker_job(const BrokerAddress& address, const std::vector<JobIn
     }
     channel.ack(message.delivery_tag);
     progress.update(results.done(), results.failed());
+    if (settings.on_progress) settings.on_progress(results);
   };
 
   // Publish everything first (the confirm window bounds memory); results that arrive meanwhile wait in

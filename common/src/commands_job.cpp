@@ -3,10 +3,12 @@
 #include <iomanip>
 #include <iostream>
 #include <map>
+#include <optional>
 
 #include "imgpipe/broker_job.hpp"
 #include "imgpipe/commands.hpp"
 #include "imgpipe/dataset.hpp"
+#include "imgpipe/job_state.hpp"
 #include "imgpipe/local_pipeline.hpp"
 #include "imgpipe/logging.hpp"
 #include "imgpipe/model_store.hpp"
@@ -29,27 +31,80 @@ JobSettings job_settings(const ToolOptions& tool, const std::string& model, int 
   return settings;
 }
 
+// Broker mode: names the job up front, so the user can ask `imgpipe status --job ID` while it runs, and
+// keeps its state file current. A state file that cannot be written costs a warning, never the job.
+void execute_on_broker(const ToolOptions& tool, const std::vector<JobInput>& inputs,
+                       const JobSettings& settings, int idle_timeout_seconds, const std::string& state_dir,
+                       JobResults& results, const Logger& log) {
+  BrokerAddress address;
+  try {
+    address = BrokerAddress::parse(tool.broker);
+  } catch (const std::invalid_argument& error) {
+    throw UsageError(std::string("bad broker URL: ") + error.what());
+  }
+  BrokerJobSettings broker_settings;
+  broker_settings.job = settings;
+  broker_settings.idle_timeout = std::chrono::seconds(idle_timeout_seconds);
+  broker_settings.connection.client_name = "imgpipe-publisher";
+  broker_settings.job_id = new_job_id();
+  const std::string& job_id = broker_settings.job_id;
+  std::cerr << "job " << job_id << ": " << inputs.size() << " images\n";
+
+  std::optional<JobStateFile> state;
+  const auto stop_keeping_state = [&](const std::exception& error) {
+    log.warn(std::string("job state not kept, `imgpipe status --job` will not know this job: ") +
+             error.what());
+    state.reset();
+  };
+  try {
+    const auto dir = resolve_state_dir(state_dir);
+    if (dir.empty()) throw std::runtime_error("no --state-dir, IMGPIPE_STATE_DIR, XDG_STATE_HOME or HOME");
+    JobState initial;
+    initial.job = job_id;
+    initial.model = settings.model;
+    initial.total = inputs.size();
+    initial.result_queue = queues::results_for(job_id);
+    state.emplace(dir, std::move(initial));
+  } catch (const std::exception& error) {
+    stop_keeping_state(error);
+  }
+  broker_settings.on_progress = [&](const JobResults& progress) {
+    if (!state) return;
+    try {
+      state->update(progress);
+    } catch (const std::exception& error) {
+      stop_keeping_state(error);
+    }
+  };
+
+  const auto finish_state = [&](const std::string& error) {
+    if (!state) return;
+    try {
+      state->finish(results, error);
+    } catch (const std::exception& write_error) {
+      stop_keeping_state(write_error);
+    }
+  };
+  try {
+    run_broker_job(address, inputs, broker_settings, results, log.as_log_fn());
+  } catch (const std::exception& error) {
+    finish_state(error.what());
+    throw;
+  }
+  finish_state("");
+  if (results.duplicates() > 0) {
+    log.info("job " + job_id + ": ignored " + std::to_string(results.duplicates()) +
+             " duplicate results (redeliveries)");
+  }
+}
+
 // Runs the job in the chosen mode and fills `results`; returns the elapsed seconds.
 double execute(const ToolOptions& tool, bool via_broker, const std::vector<JobInput>& inputs,
-               const JobSettings& settings, int idle_timeout_seconds, JobResults& results,
-               const Logger& log) {
+               const JobSettings& settings, int idle_timeout_seconds, const std::string& state_dir,
+               JobResults& results, const Logger& log) {
   const auto start = std::chrono::steady_clock::now();
   if (via_broker) {
-    BrokerAddress address;
-    try {
-      address = BrokerAddress::parse(tool.broker);
-    } catch (const std::invalid_argument& error) {
-      throw UsageError(std::string("bad broker URL: ") + error.what());
-    }
-    BrokerJobSettings broker_settings;
-    broker_settings.job = settings;
-    broker_settings.idle_timeout = std::chrono::seconds(idle_timeout_seconds);
-    broker_settings.connection.client_name = "imgpipe-publisher";
-    const std::string job_id = run_broker_job(address, inputs, broker_settings, results, log.as_log_fn());
-    if (results.duplicates() > 0) {
-      log.info("job " + job_id + ": ignored " + std::to_string(results.duplicates()) +
-               " duplicate results (redeliveries)");
-    }
+    execute_on_broker(tool, inputs, settings, idle_timeout_seconds, state_dir, results, log);
   } else {
     ComputeOptions compute{tool.threads, settings.batch_size > 0 ? static_cast<int>(settings.batch_size) : 32,
                            true};
@@ -81,7 +136,7 @@ int job_command(const ToolOptions& tool, const JobOptions& job, bool via_broker)
     if (inputs.empty()) throw UsageError("no images found in the given inputs");
     JobResults results(inputs);
     const double seconds =
-        execute(tool, via_broker, inputs, settings, job.idle_timeout_seconds, results, log);
+        execute(tool, via_broker, inputs, settings, job.idle_timeout_seconds, job.state_dir, results, log);
     write_output(job.output, format, inputs, results, job.model);
     if (!tool.quiet) {
       std::cerr << results.done() - results.failed() << " classified, " << results.failed() << " failed, "
@@ -121,7 +176,7 @@ int eval_command(const ToolOptions& tool, const EvalOptions& options) {
     const LabelledDataset dataset = load_labelled_folder(options.dataset);
     JobResults results(dataset.inputs);
     const double seconds =
-        execute(tool, options.mode == "broker", dataset.inputs, settings, 600, results, log);
+        execute(tool, options.mode == "broker", dataset.inputs, settings, 600, "", results, log);
     if (!options.output.empty())
       write_output(options.output, OutputFormat::jsonl, dataset.inputs, results, options.model);
 

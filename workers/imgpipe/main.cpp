@@ -49,6 +49,27 @@ int main(int argc, char** argv) {
       ->add_option("--idle-timeout", submit_job.idle_timeout_seconds,
                    "Give up when no result arrived for this many seconds")
       ->capture_default_str();
+  submit
+      ->add_option("--state-dir", submit_job.state_dir,
+                   "Where to keep jobs/<id>.json for `imgpipe status --job` (default "
+                   "$XDG_STATE_HOME/imgpipe or ~/.local/state/imgpipe)")
+      ->envname("IMGPIPE_STATE_DIR");
+
+  imgpipe::StatusOptions status_options;
+  auto* status =
+      app.add_subcommand("status", "Queue depths, consumers and rates per stage; a job's progress");
+  add_tool_flags(*status, tool);
+  status
+      ->add_option("--management", status_options.management,
+                   "RabbitMQ management API, http://user:pass@host:port/ (default: the broker's host and "
+                   "credentials, port 15672)")
+      ->envname("IMGPIPE_MANAGEMENT");
+  status->add_option("--job", status_options.job, "Also show this job's progress (the id submit printed)");
+  status
+      ->add_option("--state-dir", status_options.state_dir,
+                   "Where submit keeps job state (default $XDG_STATE_HOME/imgpipe or ~/.local/state/imgpipe)")
+      ->envname("IMGPIPE_STATE_DIR");
+  status->add_flag("--json", status_options.json, "Print JSON instead of a table");
 
   imgpipe::JobOptions run_job;
   auto* run = app.add_subcommand("run", "Classify images in this process, no broker (local mode)");
@@ -125,6 +146,7 @@ int main(int argc, char** argv) {
   }
   if (*submit) return imgpipe::submit_command(tool, submit_job);
   if (*run) return imgpipe::run_command(tool, run_job);
+  if (*status) return imgpipe::status_command(tool, status_options);
   if (*train) return imgpipe::train_command(tool, train_options);
   if (*eval) return imgpipe::eval_command(tool, eval_options);
   if (*add_backbone) return imgpipe::add_backbone_command(tool, backbone_options);

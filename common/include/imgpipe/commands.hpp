@@ -29,10 +29,21 @@ struct JobOptions {
   std::string format = "jsonl";
   int batch_size = 32;
   int idle_timeout_seconds = 600;
+  std::string state_dir;  // submit: where jobs/<id>.json goes; empty = the default (job_state.hpp)
 };
 
 int submit_command(const ToolOptions& tool, const JobOptions& job);
 int run_command(const ToolOptions& tool, const JobOptions& job);
+
+struct StatusOptions {
+  std::string management;  // http://user:pass@host:port/; empty = derived from the broker URL
+  std::string job;         // also show this job's progress, from its state file
+  std::string state_dir;   // empty = the default (job_state.hpp)
+  bool json = false;
+};
+// Stage queues (depth, consumers, rates) from the RabbitMQ management API, and optionally one job.
+// Exit 1 when the API cannot be reached or refuses us, or the job's state file is missing.
+int status_command(const ToolOptions& tool, const StatusOptions& options);
 
 struct EvalOptions {
   std::string model = "fashion";

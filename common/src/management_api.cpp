@@ -1,0 +1,234 @@
+// The RabbitMQ management HTTP API over cpp-httplib. Debian ships cpp-httplib split into a header and a
+// shared library built with OpenSSL, zlib and brotli; its pkg-config flags must match that build, which is
+// why only this file includes <httplib.h>.
+#include "imgpipe/management_api.hpp"
+
+#include <httplib.h>
+
+#include <charconv>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+namespace imgpipe {
+namespace {
+
+[[noreturn]] void reject(const std::string& reason) {
+  // Never quote the URL itself: it may carry a password.
+  throw std::invalid_argument("invalid management URL: " + reason);
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string percent_decode(std::string_view text, std::string_view what) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      out.push_back(text[i]);
+      continue;
+    }
+    const int high = i + 2 < text.size() ? hex_value(text[i + 1]) : -1;
+    const int low = i + 2 < text.size() ? hex_value(text[i + 2]) : -1;
+    if (high < 0 || low < 0) reject("bad percent-escape in the " + std::string(what));
+    out.push_back(static_cast<char>(high * 16 + low));
+    i += 2;
+  }
+  return out;
+}
+
+// Queue and vhost names go into one path segment each: "/" (the default vhost) becomes %2F.
+std::string percent_encode(std::string_view text) {
+  static constexpr char digits[] = "0123456789ABCDEF";
+  std::string out;
+  for (const char c : text) {
+    const bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                            c == '-' || c == '.' || c == '_' || c == '~';
+    if (unreserved) {
+      out.push_back(c);
+    } else {
+      const auto byte = static_cast<unsigned char>(c);
+      out.push_back('%');
+      out.push_back(digits[byte >> 4]);
+      out.push_back(digits[byte & 0x0f]);
+    }
+  }
+  return out;
+}
+
+double rate_of(const nlohmann::json& stats, const char* key) {
+  if (!stats.is_object() || !stats.contains(key)) return 0;
+  const auto& details = stats.at(key);
+  return details.is_object() && details.contains("rate") && details.at("rate").is_number()
+             ? details.at("rate").get<double>()
+             : 0;
+}
+
+std::uint64_t count_of(const nlohmann::json& queue, const char* key) {
+  // Counts are missing for a moment after a queue is declared, before the first stats emission.
+  return queue.contains(key) && queue.at(key).is_number_unsigned() ? queue.at(key).get<std::uint64_t>() : 0;
+}
+
+}  // namespace
+
+ManagementAddress ManagementAddress::parse(const std::string& url) {
+  ManagementAddress address;
+  std::string_view rest(url);
+  if (rest.starts_with("http://")) {
+    rest.remove_prefix(7);
+  } else if (rest.starts_with("https://")) {
+    reject("https is not supported; point --management at the plugin's plain http listener");
+  } else {
+    reject("the scheme must be http://");
+  }
+  if (rest.find_first_of("?#") != std::string_view::npos) reject("queries and fragments are not allowed");
+
+  const auto path_start = rest.find('/');
+  std::string_view authority = rest.substr(0, path_start);
+  std::string_view path = path_start == std::string_view::npos ? "" : rest.substr(path_start);
+  while (path.ends_with('/')) path.remove_suffix(1);
+  address.path_prefix = std::string(path);
+
+  if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+    const std::string_view userinfo = authority.substr(0, at);
+    authority.remove_prefix(at + 1);
+    const auto colon = userinfo.find(':');
+    address.user = percent_decode(userinfo.substr(0, colon), "user");
+    address.password =
+        colon == std::string_view::npos ? "" : percent_decode(userinfo.substr(colon + 1), "password");
+    if (address.user.empty()) reject("empty user name before '@'");
+  }
+  const auto colon = authority.rfind(':');
+  const bool has_port =
+      colon != std::string_view::npos && authority.find(']', colon) == std::string_view::npos;
+  std::string_view host = has_port ? authority.substr(0, colon) : authority;
+  if (host.starts_with('[') && host.ends_with(']')) host = host.substr(1, host.size() - 2);
+  if (host.empty()) reject("empty host");
+  address.host = std::string(host);
+  if (has_port) {
+    const std::string_view text = authority.substr(colon + 1);
+    int port = 0;
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), port);
+    if (text.empty() || error != std::errc() || end != text.data() + text.size() || port < 1 || port > 65535)
+      reject("port must be a number from 1 to 65535, got '" + std::string(text) + "'");
+    address.port = port;
+  }
+  return address;
+}
+
+ManagementAddress ManagementAddress::for_broker(const BrokerAddress& broker) {
+  ManagementAddress address;
+  address.host = broker.host;
+  address.user = broker.user;
+  address.password = broker.password;
+  return address;
+}
+
+std::string ManagementAddress::redacted() const {
+  std::string out = "http://" + percent_encode(user);
+  if (!password.empty()) out += ":***";
+  out += '@';
+  out += host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  return out + ':' + std::to_string(port) + path_prefix + '/';
+}
+
+ManagementClient::ManagementClient(ManagementAddress address, std::chrono::seconds timeout)
+    : address_(std::move(address)), timeout_(timeout) {}
+
+namespace {
+
+// httplib names its errors in one word ("Connection", "Read"); say what each means for an operator.
+std::string describe(httplib::Error error) {
+  switch (error) {
+    case httplib::Error::Connection:
+      return "could not connect";
+    case httplib::Error::ConnectionTimeout:
+      return "connect timed out";
+    case httplib::Error::Read:
+      return "no HTTP answer (is that the AMQP port rather than the management port?)";
+    case httplib::Error::Write:
+      return "the connection broke while sending the request";
+    default:
+      return httplib::to_string(error);
+  }
+}
+
+struct Reply {
+  int status = 0;
+  std::string body;
+};
+
+Reply get(const ManagementAddress& address, std::chrono::seconds timeout, const std::string& path) {
+  httplib::Client client(address.host, address.port);
+  client.set_connection_timeout(static_cast<time_t>(timeout.count()));
+  client.set_read_timeout(static_cast<time_t>(timeout.count()));
+  client.set_basic_auth(address.user, address.password);
+  const std::string where = "the RabbitMQ management API at " + address.redacted();
+  const auto result = client.Get(address.path_prefix + path);
+  if (!result) {
+    throw ManagementError(
+        "cannot reach " + where + ": " + describe(result.error()) +
+        "; is the rabbitmq_management plugin enabled there? (--management or IMGPIPE_MANAGEMENT "
+        "sets the URL)");
+  }
+  if (result->status == 401) {
+    throw ManagementError(where + " refused user '" + address.user +
+                          "' (401): wrong password, or the user lacks the management or monitoring tag");
+  }
+  return {result->status, result->body};
+}
+
+nlohmann::json parse_json(const ManagementAddress& address, const std::string& path,
+                          const std::string& body) {
+  try {
+    return nlohmann::json::parse(body);
+  } catch (const nlohmann::json::exception& error) {
+    throw ManagementError("unreadable answer from " + address.redacted() + " for " + path + ": " +
+                          error.what());
+  }
+}
+
+}  // namespace
+
+void ManagementClient::check_vhost(const std::string& vhost) const {
+  const std::string path = "/api/vhosts/" + percent_encode(vhost);
+  const Reply reply = get(address_, timeout_, path);
+  if (reply.status == 404) {
+    throw ManagementError("the RabbitMQ management API at " + address_.redacted() + " does not know vhost '" +
+                          vhost + "' (404): wrong vhost, or the URL is not the management API");
+  }
+  if (reply.status != 200) {
+    throw ManagementError("the RabbitMQ management API at " + address_.redacted() + " answered " +
+                          std::to_string(reply.status) + " for " + path);
+  }
+  // A web server that is not the API can answer 200 with HTML: insist on the API's JSON.
+  if (!parse_json(address_, path, reply.body).contains("name")) {
+    throw ManagementError(address_.redacted() + " answered " + path +
+                          " without a vhost: not the management API");
+  }
+}
+
+std::optional<QueueStats> ManagementClient::queue(const std::string& vhost, const std::string& name) const {
+  const std::string path = "/api/queues/" + percent_encode(vhost) + "/" + percent_encode(name);
+  const Reply reply = get(address_, timeout_, path);
+  if (reply.status == 404) return std::nullopt;
+  if (reply.status != 200) {
+    throw ManagementError("the RabbitMQ management API at " + address_.redacted() + " answered " +
+                          std::to_string(reply.status) + " for " + path);
+  }
+  const nlohmann::json queue = parse_json(address_, path, reply.body);
+  QueueStats stats;
+  stats.ready = count_of(queue, "messages_ready");
+  stats.unacked = count_of(queue, "messages_unacknowledged");
+  stats.consumers = count_of(queue, "consumers");
+  const auto message_stats = queue.value("message_stats", nlohmann::json::object());
+  stats.publish_rate = rate_of(message_stats, "publish_details");
+  stats.deliver_rate = rate_of(message_stats, "deliver_get_details");
+  return stats;
+}
+
+}  // namespace imgpipe
