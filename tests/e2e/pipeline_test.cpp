@@ -79,6 +79,10 @@ TEST_CASE("imgpipe submit classifies a folder through real worker processes, one
   CHECK(cluster.worker("preprocess").running());
   CHECK(cluster.worker("feature").running());
   CHECK(cluster.worker("classify").running());
+  // SIGTERM is a clean stop: each worker finishes what it holds and exits 0.
+  CHECK(cluster.worker("preprocess").stop() == 0);
+  CHECK(cluster.worker("feature").stop() == 0);
+  CHECK(cluster.worker("classify").stop() == 0);
 }
 
 TEST_CASE("local mode and broker mode give identical labels for the same images", "[e2e][broker]") {
