@@ -44,6 +44,12 @@ std::string run_broker_job(const BrokerAddress& address, const std::vector<JobIn
 
   auto last_progress = std::chrono::steady_clock::now();
   while (!results.complete()) {
+    // The result queue is left in place: what the workers still send is kept there (x-expires) for later.
+    if (settings.job.stop != nullptr && *settings.job.stop) {
+      progress.finish(results.done(), results.failed());
+      throw JobInterrupted("interrupted while waiting for results of job " + job_id + " (they stay in " +
+                           channel.result_queue() + ")");
+    }
     auto message = channel.next_result(std::chrono::milliseconds(500));
     if (message) {
       take_result(*message);

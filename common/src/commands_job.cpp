@@ -28,6 +28,7 @@ JobSettings job_settings(const ToolOptions& tool, const std::string& model, int 
   settings.model = model;
   settings.batch_size = static_cast<std::size_t>(std::max(1, batch_size));
   settings.show_progress = !tool.quiet;
+  settings.stop = tool.stop;
   return settings;
 }
 
@@ -135,8 +136,18 @@ int job_command(const ToolOptions& tool, const JobOptions& job, bool via_broker)
     const auto inputs = collect_inputs(job.inputs);
     if (inputs.empty()) throw UsageError("no images found in the given inputs");
     JobResults results(inputs);
-    const double seconds =
-        execute(tool, via_broker, inputs, settings, job.idle_timeout_seconds, job.state_dir, results, log);
+    double seconds = 0.0;
+    try {
+      seconds =
+          execute(tool, via_broker, inputs, settings, job.idle_timeout_seconds, job.state_dir, results, log);
+    } catch (const JobInterrupted& interrupted) {
+      // Every input still gets its line: a result, or "no result (the job did not finish)".
+      write_output(job.output, format, inputs, results, job.model);
+      log.error(std::string(interrupted.what()) + "; " + std::to_string(results.done()) + " of " +
+                std::to_string(results.total()) + " images had a result, written" +
+                (job.output.empty() ? "" : " to " + job.output));
+      return exit_code::failed;
+    }
     write_output(job.output, format, inputs, results, job.model);
     if (!tool.quiet) {
       std::cerr << results.done() - results.failed() << " classified, " << results.failed() << " failed, "

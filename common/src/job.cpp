@@ -198,7 +198,8 @@ void Progress::update(std::size_t done, std::size_t failed) {
   if (!enabled_) return;
   const auto now = std::chrono::steady_clock::now();
   const auto since_last = now - last_;
-  const bool due = since_last >= (terminal_ ? std::chrono::milliseconds(100) : std::chrono::milliseconds(5000));
+  const bool due =
+      since_last >= (terminal_ ? std::chrono::milliseconds(100) : std::chrono::milliseconds(5000));
   const bool just_completed = done == total_ && shown_ != total_;
   if (!due && !just_completed) return;
   last_ = now;
@@ -240,6 +241,7 @@ void for_each_batch(const std::vector<JobInput>& inputs, const JobRef& job, cons
     batch_bytes = 0;
   };
   for (const auto& input : inputs) {
+    if (settings.stop != nullptr && *settings.stop) throw JobInterrupted("interrupted while reading inputs");
     ReadOutcome outcome = read_input(input, settings.max_file_bytes);
     if (outcome.error) {
       sink(*outcome.error, "");

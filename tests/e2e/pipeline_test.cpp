@@ -210,3 +210,31 @@ TEST_CASE("imgpipe run writes CSV on request, and exits 0 when every image is cl
   CHECK_THAT(listed.out, Catch::Contains("fruits.jpg,") &&
                              Catch::Contains("\"" + (dir.path() / "coffee, with comma.png").string() + "\""));
 }
+
+TEST_CASE("an interrupted imgpipe submit still writes one line per image and exits 1", "[e2e][broker][cli]") {
+  InputFolder inputs(1);
+  TempDir out;
+  const auto results_file = out.path() / "results.jsonl";
+  std::vector<std::string> arguments = {"submit"};
+  for (const auto& flag : tool_flags()) arguments.push_back(flag);
+  arguments.insert(arguments.end(), {"-o", results_file.string(), inputs.dir.path().string()});
+  // No workers run, so the job waits for results until the signal comes.
+  ChildProcess submit(tool(), arguments, out.path() / "submit.log");
+  // The child creates its log only after fork; wait for the file, then for the job to be published.
+  auto job_started = [&] {
+    const auto log_file = out.path() / "submit.log";
+    return std::filesystem::exists(log_file) && read_text_file(log_file).find("job ") != std::string::npos;
+  };
+  for (int i = 0; i < 200 && !job_started(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  REQUIRE(submit.running());
+  CHECK(submit.stop(60) == 1);
+  const std::string log = read_text_file(out.path() / "submit.log");
+  INFO(log);
+  CHECK_THAT(log, Catch::Contains("interrupted"));
+  const auto lines = lines_by_image(read_text_file(results_file));
+  CHECK(lines.size() == inputs.total());
+  for (const auto& [path, line] : lines) CHECK(line["error"].is_string());
+}

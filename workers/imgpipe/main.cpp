@@ -35,9 +35,13 @@ void add_job_flags(CLI::App& command, imgpipe::JobOptions& job) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // First, before any thread exists: SIGINT/SIGTERM become a flag that jobs check, so an interrupted job
+  // still writes a line for every input instead of dying mid-write.
+  const imgpipe::StopSignal stop;
   CLI::App app("imgpipe: sort photos into categories with a RabbitMQ worker cluster, or locally", "imgpipe");
   app.require_subcommand(1);
   imgpipe::ToolOptions tool;
+  tool.stop = &stop.flag();
   tool.broker = imgpipe::kDefaultBroker;
   tool.models = imgpipe::default_model_dir();
 

@@ -3,6 +3,7 @@
 // 2 usage error.
 #pragma once
 
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -19,7 +20,8 @@ struct ToolOptions {
   std::string broker;
   std::string models;
   int threads = 0;
-  bool quiet = false;  // no progress
+  bool quiet = false;                       // no progress
+  const std::atomic<bool>* stop = nullptr;  // SIGINT/SIGTERM: jobs stop and write what they have
 };
 
 struct JobOptions {

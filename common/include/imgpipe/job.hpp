@@ -2,6 +2,7 @@
 // (broker mode) and `imgpipe run` (local mode), so both produce the same lines for the same inputs.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <filesystem>
@@ -85,12 +86,19 @@ class Progress {
   std::size_t shown_ = static_cast<std::size_t>(-1);  // the count on the last line drawn
 };
 
+// SIGINT/SIGTERM arrived while a job ran: what was collected so far is still written out.
+class JobInterrupted : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 struct JobSettings {
   std::string model = "fashion";
   std::size_t batch_size = 32;             // images per message
   std::size_t max_batch_bytes = 8u << 20;  // a message is closed early once its images reach this size
   std::size_t max_file_bytes = 64u << 20;
   bool show_progress = true;
+  const std::atomic<bool>* stop = nullptr;  // set by a stop signal; the job then throws JobInterrupted
 };
 
 using ResultSink = std::function<void(const ImageResult&, const std::string& model_version)>;
