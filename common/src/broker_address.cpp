@@ -1,5 +1,6 @@
 // Parsing and printing of amqp[s]:// URLs (the RabbitMQ URI spec, minus the query options we refuse).
 #include "imgpipe/broker.hpp"
+#include "percent_encoding.hpp"
 
 #include <charconv>
 #include <stdexcept>
@@ -49,27 +50,6 @@ std::string percent_decode(const std::string& url, std::string_view text, std::s
     if (high < 0 || low < 0) reject(url, "bad percent-escape in " + std::string(what));
     out.push_back(static_cast<char>(high * 16 + low));
     i += 2;
-  }
-  return out;
-}
-
-bool unreserved(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-         c == '_' || c == '~';
-}
-
-std::string percent_encode(std::string_view text) {
-  static constexpr char digits[] = "0123456789ABCDEF";
-  std::string out;
-  for (const char c : text) {
-    if (unreserved(c)) {
-      out.push_back(c);
-    } else {
-      const auto byte = static_cast<unsigned char>(c);
-      out.push_back('%');
-      out.push_back(digits[byte >> 4]);
-      out.push_back(digits[byte & 0x0f]);
-    }
   }
   return out;
 }

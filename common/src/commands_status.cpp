@@ -59,20 +59,12 @@ nlohmann::json job_json(const JobState& state, const std::optional<QueueStats>& 
   }
   auto queue = queue_json(result_queue);
   queue["name"] = state.result_queue;
-  return {{"job", state.job},
-          {"state", phase},
-          {"model", state.model},
-          {"total", state.total},
-          {"done", state.done},
-          {"failed", state.failed},
-          {"duplicates", state.duplicates},
-          {"started", state.started},
-          {"updated", state.updated},
-          {"finished", state.finished ? nlohmann::json(*state.finished) : nlohmann::json(nullptr)},
-          {"elapsed_seconds", end - state.started},
-          {"eta_seconds", eta},
-          {"error", state.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(state.error)},
-          {"result_queue", queue}};
+  nlohmann::json out = to_json(state);
+  out["state"] = phase;
+  out["elapsed_seconds"] = end - state.started;
+  out["eta_seconds"] = eta;
+  out["result_queue"] = queue;
+  return out;
 }
 
 std::string seconds_text(double seconds) {

@@ -73,6 +73,8 @@ void write_atomically(const std::filesystem::path& file, const std::string& text
   }
 }
 
+}  // namespace
+
 nlohmann::json to_json(const JobState& state) {
   return {{"job", state.job},
           {"model", state.model},
@@ -88,8 +90,6 @@ nlohmann::json to_json(const JobState& state) {
           {"pid", state.pid},
           {"error", state.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(state.error)}};
 }
-
-}  // namespace
 
 double unix_seconds_now() {
   const auto since_epoch = std::chrono::system_clock::now().time_since_epoch();

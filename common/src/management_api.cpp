@@ -2,6 +2,7 @@
 // shared library built with OpenSSL, zlib and brotli; its pkg-config flags must match that build, which is
 // why only this file includes <httplib.h>.
 #include "imgpipe/management_api.hpp"
+#include "percent_encoding.hpp"
 
 #include <httplib.h>
 
@@ -42,24 +43,6 @@ std::string percent_decode(std::string_view text, std::string_view what) {
 }
 
 // Queue and vhost names go into one path segment each: "/" (the default vhost) becomes %2F.
-std::string percent_encode(std::string_view text) {
-  static constexpr char digits[] = "0123456789ABCDEF";
-  std::string out;
-  for (const char c : text) {
-    const bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                            c == '-' || c == '.' || c == '_' || c == '~';
-    if (unreserved) {
-      out.push_back(c);
-    } else {
-      const auto byte = static_cast<unsigned char>(c);
-      out.push_back('%');
-      out.push_back(digits[byte >> 4]);
-      out.push_back(digits[byte & 0x0f]);
-    }
-  }
-  return out;
-}
-
 double rate_of(const nlohmann::json& stats, const char* key) {
   if (!stats.is_object() || !stats.contains(key)) return 0;
   const auto& details = stats.at(key);

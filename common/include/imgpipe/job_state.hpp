@@ -7,6 +7,8 @@
 // file, whatever moment the publisher dies at.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <filesystem>
@@ -50,6 +52,9 @@ struct JobState {
   // Throws std::runtime_error naming the file when it is missing or unreadable.
   static JobState read(const std::filesystem::path& state_dir, const std::string& job_id);
 };
+
+// The state file's JSON form (also the base of `imgpipe status --job --json`).
+nlohmann::json to_json(const JobState& state);
 
 // Writes one job's state file. Not thread-safe: the publisher's job loop owns it.
 class JobStateFile {
