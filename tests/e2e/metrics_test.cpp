@@ -126,8 +126,10 @@ TEST_CASE("every worker serves /metrics counting a job's images, its failures by
   }
 }
 
-TEST_CASE("--log-format json writes one JSON object per line, naming job and image on a failed image's line",
-          "[e2e][broker][metrics]") {
+TEST_CASE(
+    "workers started with --log-format json write one JSON object per line, naming job and image on a failed "
+    "image's line",
+    "[e2e][broker][metrics]") {
   InputFolder inputs(1);
   TempDir out;
   Cluster cluster(false, {"--log-format", "json"});
