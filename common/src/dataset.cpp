@@ -21,7 +21,7 @@ LabelledDataset load_labelled_folder(const fs::path& root) {
     const std::size_t label = dataset.classes.size();
     dataset.classes.push_back(dir.filename().string());
     for (const auto& input : found) {
-      dataset.inputs.push_back({"", input.path});
+      dataset.inputs.push_back(input);  // keeps the folder confinement; the id is renumbered below
       dataset.labels.push_back(label);
     }
   }

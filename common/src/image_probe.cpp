@@ -42,13 +42,19 @@ ImageProbe probe_png(Bytes b) {
 }
 
 ImageProbe probe_jpeg(Bytes b) {
-  // Walk the marker segments to the first start-of-frame, which holds the dimensions.
+  // Walk the marker segments to the first start-of-frame, which holds the dimensions. Bytes that are not
+  // a marker are skipped the way libjpeg skips them (it warns about "extraneous bytes" and decodes on), so
+  // no stray byte can hide a frame header from this check that the decoder would then find.
   std::size_t at = 2;
   while (at + 4 <= b.size()) {
-    if (b[at] != 0xFF) break;
-    const std::uint8_t marker = b[at + 1];
-    if (marker == 0xFF) {  // fill byte
+    if (b[at] != 0xFF || b[at + 1] == 0xFF) {  // extraneous byte, or fill byte before a marker
       ++at;
+      continue;
+    }
+    const std::uint8_t marker = b[at + 1];
+    if (marker == 0xD9) break;                                                     // end of image
+    if (marker == 0x00 || marker == 0x01 || (marker >= 0xD0 && marker <= 0xD8)) {  // no length field
+      at += 2;
       continue;
     }
     const std::size_t length = be16(&b[at + 2]);
@@ -62,6 +68,9 @@ ImageProbe probe_jpeg(Bytes b) {
 }
 
 ImageProbe probe_bmp(Bytes b) {
+  // The OS/2 core header (12 bytes) has 16-bit sides; every later header (40, 108, 124 bytes) 32-bit ones,
+  // with a negative height for top-down rows.
+  if (b.size() >= 22 && le32(&b[14]) == 12) return sized("bmp", le16(&b[18]), le16(&b[20]));
   if (b.size() >= 26) {
     const std::int64_t height = le32(&b[22]);
     return sized("bmp", le32(&b[18]), height < 0 ? -height : height);
@@ -70,16 +79,81 @@ ImageProbe probe_bmp(Bytes b) {
 }
 
 ImageProbe probe_webp(Bytes b) {
-  if (b.size() >= 30) {
-    if (std::memcmp(&b[12], "VP8 ", 4) == 0)
-      return sized("webp", le16(&b[26]) & 0x3FFF, le16(&b[28]) & 0x3FFF);
-    if (std::memcmp(&b[12], "VP8L", 4) == 0 && b.size() >= 25) {
-      const std::uint32_t bits = static_cast<std::uint32_t>(le32(&b[21]));
-      return sized("webp", (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1);
-    }
-    if (std::memcmp(&b[12], "VP8X", 4) == 0) return sized("webp", le24(&b[24]) + 1, le24(&b[27]) + 1);
+  if (b.size() >= 30 && std::memcmp(&b[12], "VP8 ", 4) == 0)
+    return sized("webp", le16(&b[26]) & 0x3FFF, le16(&b[28]) & 0x3FFF);
+  if (b.size() >= 25 && std::memcmp(&b[12], "VP8L", 4) == 0) {
+    const std::uint32_t bits = static_cast<std::uint32_t>(le32(&b[21]));
+    return sized("webp", (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1);
   }
+  if (b.size() >= 30 && std::memcmp(&b[12], "VP8X", 4) == 0)
+    return sized("webp", le24(&b[24]) + 1, le24(&b[27]) + 1);
   return {"webp", std::nullopt, std::nullopt};
+}
+
+// Netpbm: "P5", whitespace or # comments, width, whitespace or comments, height, in ASCII.
+ImageProbe probe_pnm(Bytes b) {
+  std::size_t at = 2;
+  auto number = [&]() -> std::optional<std::int64_t> {
+    while (at < b.size()) {
+      if (b[at] == '#') {
+        while (at < b.size() && b[at] != '\n' && b[at] != '\r') ++at;
+      } else if (b[at] == ' ' || b[at] == '\t' || b[at] == '\n' || b[at] == '\r' || b[at] == '\v' ||
+                 b[at] == '\f') {
+        ++at;
+      } else {
+        break;
+      }
+    }
+    std::int64_t value = 0;
+    std::size_t digits = 0;
+    for (; at < b.size() && b[at] >= '0' && b[at] <= '9' && digits < 12; ++at, ++digits)
+      value = value * 10 + (b[at] - '0');
+    if (digits == 0) return std::nullopt;
+    return value;
+  };
+  const auto width = number();
+  const auto height = width ? number() : std::nullopt;
+  if (!width || !height) return {"pnm", std::nullopt, std::nullopt};
+  return sized("pnm", *width, *height);
+}
+
+// JPEG 2000: a bare codestream has its size in the SIZ segment right after the start marker; a JP2 file
+// in the image header box (ihdr) inside the header superbox (jp2h).
+ImageProbe probe_jpeg2000(Bytes b) {
+  if (b[0] == 0xFF) {
+    if (b.size() >= 24 && b[2] == 0xFF && b[3] == 0x51) {
+      const std::int64_t width = std::int64_t{be32(&b[8])} - be32(&b[16]);
+      const std::int64_t height = std::int64_t{be32(&b[12])} - be32(&b[20]);
+      return sized("jpeg2000", width, height);
+    }
+    return {"jpeg2000", std::nullopt, std::nullopt};
+  }
+  // Boxes: 4-byte length (1: an 8-byte length follows the type; 0: to the end) and 4-byte type.
+  auto find_box = [&](std::size_t from, std::size_t to, const char* type) -> std::optional<std::size_t> {
+    std::size_t at = from;
+    while (at + 8 <= to) {
+      std::uint64_t length = be32(&b[at]);
+      std::size_t header = 8;
+      if (length == 1) {
+        if (at + 16 > to) break;
+        length = (std::uint64_t{be32(&b[at + 8])} << 32) | be32(&b[at + 12]);
+        header = 16;
+      } else if (length == 0) {
+        length = to - at;
+      }
+      if (length < header) break;
+      if (std::memcmp(&b[at + 4], type, 4) == 0) return at + header;
+      if (length > to - at) break;
+      at += static_cast<std::size_t>(length);
+    }
+    return std::nullopt;
+  };
+  if (const auto header_box = find_box(0, b.size(), "jp2h")) {
+    if (const auto image_header = find_box(*header_box, b.size(), "ihdr");
+        image_header && *image_header + 8 <= b.size())
+      return sized("jpeg2000", be32(&b[*image_header + 4]), be32(&b[*image_header]));
+  }
+  return {"jpeg2000", std::nullopt, std::nullopt};
 }
 
 // The first image file directory holds ImageWidth (256) and ImageLength (257), as SHORT or LONG values.
@@ -122,11 +196,9 @@ std::optional<ImageProbe> probe_image(Bytes b) {
   if (starts_with(b, {'I', 'I', 42, 0}) || starts_with(b, {'M', 'M', 0, 42})) return probe_tiff(b);
   if (starts_with(b, {0x00, 0x00, 0x00, 0x0C, 'j', 'P', ' ', ' '}) ||
       starts_with(b, {0xFF, 0x4F, 0xFF, 0x51})) {
-    return ImageProbe{"jpeg2000", std::nullopt, std::nullopt};
+    return probe_jpeg2000(b);
   }
-  if (starts_with(b, {'P'}) && b.size() > 2 && b[1] >= '1' && b[1] <= '6') {
-    return ImageProbe{"pnm", std::nullopt, std::nullopt};
-  }
+  if (starts_with(b, {'P'}) && b.size() > 2 && b[1] >= '1' && b[1] <= '6') return probe_pnm(b);
   return std::nullopt;
 }
 

@@ -42,19 +42,22 @@ void check_before_decoding(Bytes bytes, const DecodeLimits& limits) {
   if (!probe) throw ImageError("not a supported image (" + describe_first_bytes(bytes) + ")");
   if (probe->format == "gif")
     throw ImageError("GIF images are not supported (OpenCV 4.6 has no GIF decoder)");
-  if (probe->width && probe->height) {
-    const std::int64_t width = *probe->width;
-    const std::int64_t height = *probe->height;
-    if (width < 1 || height < 1) {
-      throw ImageError(probe->format + " header claims impossible dimensions " + std::to_string(width) + "x" +
-                       std::to_string(height));
-    }
-    if (width > limits.max_dimension || height > limits.max_dimension || width * height > limits.max_pixels) {
-      throw ImageError(probe->format + " header claims " + std::to_string(width) + "x" +
-                       std::to_string(height) + " pixels, over the limit of " +
-                       std::to_string(limits.max_pixels) + " pixels or " +
-                       std::to_string(limits.max_dimension) + " per side (refused before decoding)");
-    }
+  // Fail closed: a decoder would find dimensions this probe cannot, and then allocate whatever they say.
+  if (!probe->width || !probe->height) {
+    throw ImageError("corrupt or truncated " + probe->format +
+                     " (no dimensions in its header; refused before decoding)");
+  }
+  const std::int64_t width = *probe->width;
+  const std::int64_t height = *probe->height;
+  if (width < 1 || height < 1) {
+    throw ImageError(probe->format + " header claims impossible dimensions " + std::to_string(width) + "x" +
+                     std::to_string(height));
+  }
+  if (width > limits.max_dimension || height > limits.max_dimension || width * height > limits.max_pixels) {
+    throw ImageError(probe->format + " header claims " + std::to_string(width) + "x" +
+                     std::to_string(height) + " pixels, over the limit of " +
+                     std::to_string(limits.max_pixels) + " pixels or " +
+                     std::to_string(limits.max_dimension) + " per side (refused before decoding)");
   }
   if (probe->format == "jpeg" && !jpeg_has_end_marker(bytes)) {
     throw ImageError("truncated JPEG (no end-of-image marker)");

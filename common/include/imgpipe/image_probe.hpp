@@ -11,7 +11,7 @@ namespace imgpipe {
 
 struct ImageProbe {
   std::string format;        // "jpeg", "png", "bmp", "webp", "tiff", "gif", "jpeg2000", ...
-  std::optional<int> width;  // known for the formats whose headers we parse
+  std::optional<int> width;  // from the header; unknown only when the header is cut short or corrupt
   std::optional<int> height;
 };
 
