@@ -123,8 +123,9 @@ ReadOutcome read_input(const JobInput& input, std::size_t max_file_bytes) {
     return ReadOutcome{std::nullopt, ImageResult{input.image_id, "", 0.0, reason}};
   };
   // What is opened: the path as named, or for a file found in a folder the file it resolves to, checked to
-  // lie inside that folder. Resolving here, when the file is read, rather than when the folder was walked,
-  // leaves no time for a link to be swapped between the check and the read but the open itself.
+  // lie inside that folder, opened without following a last-moment symlink (O_NOFOLLOW). Resolving here,
+  // when the file is read, rather than when the folder was walked, leaves a swapped link only the moment
+  // between canonical() and open() on a folder component (openat2 RESOLVE_BENEATH would close that too).
   fs::path file = input.path;
   std::error_code error;
   if (!input.confined_to.empty()) {
@@ -145,7 +146,7 @@ ReadOutcome read_input(const JobInput& input, std::size_t max_file_bytes) {
   }
   // O_NONBLOCK: a FIFO given as an image must not hang the job in open(); regular files ignore it.
   FileDescriptor fd(
-      ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | (file == input.path ? 0 : O_NOFOLLOW)));
+      ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | (input.confined_to.empty() ? 0 : O_NOFOLLOW)));
   if (fd.get() < 0) {
     if (errno == ENOENT) {
       std::error_code link_error;
