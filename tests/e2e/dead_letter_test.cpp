@@ -129,8 +129,8 @@ TEST_CASE("a poison image is dead-lettered after the delivery limit and gets its
 }
 
 TEST_CASE(
-    "malformed, oversized and unknown-version messages on every stage queue are dead-lettered with "
-    "their reason, reach their job, and the workers carry on",
+    "malformed oversized and unknown-version messages on every stage queue are dead-lettered with their "
+    "reason and reach their job while the workers carry on",
     "[e2e][broker][dead-letter]") {
   // Workers that decode at most 1 MiB, so an oversized message needs no 512 MiB publish.
   Cluster cluster(false, {"--max-message-bytes", "1048576"});
