@@ -334,10 +334,18 @@ std::uint32_t Connection::message_count(const std::string& name) {
 }
 
 void Connection::bind_queue(const std::string& queue, const std::string& exchange,
-                            const std::string& routing_key) {
+                            const std::string& routing_key, const Arguments& arguments) {
+  Table table(arguments);
   state_->rpc("bind queue " + queue + " to " + exchange + " with key " + routing_key,
               amqp_queue_bind(state_->get(), channel, bytes_of(queue), bytes_of(exchange),
-                              bytes_of(routing_key), amqp_empty_table));
+                              bytes_of(routing_key), table.get()));
+}
+
+void Connection::bind_exchange(const std::string& destination, const std::string& source,
+                               const std::string& routing_key) {
+  state_->rpc("bind exchange " + destination + " to " + source + " with key " + routing_key,
+              amqp_exchange_bind(state_->get(), channel, bytes_of(destination), bytes_of(source),
+                                 bytes_of(routing_key), amqp_empty_table));
 }
 
 void Connection::purge_queue(const std::string& name) {
@@ -388,8 +396,9 @@ std::uint64_t Connection::publish(const OutgoingMessage& message) {
   // Not mandatory: the stage queues always exist, and a result for a job whose queue expired has nobody
   // left to read it.
   state_->check("publish to " + message.routing_key,
-                amqp_basic_publish(state_->get(), channel, amqp_empty_bytes, bytes_of(message.routing_key), 0,
-                                   0, &properties, body));
+                amqp_basic_publish(state_->get(), channel,
+                                   message.exchange.empty() ? amqp_empty_bytes : bytes_of(message.exchange),
+                                   bytes_of(message.routing_key), 0, 0, &properties, body));
   return state_->next_sequence++;
 }
 

@@ -57,7 +57,11 @@ class Connection {
   std::uint32_t declare_queue(const std::string& name, const Arguments& arguments);
   // Passive declare: the ready message count, or BrokerRefused (404) if the queue does not exist.
   std::uint32_t message_count(const std::string& name);
-  void bind_queue(const std::string& queue, const std::string& exchange, const std::string& routing_key);
+  void bind_queue(const std::string& queue, const std::string& exchange, const std::string& routing_key,
+                  const Arguments& arguments = {});
+  // An exchange-to-exchange binding: what `source` routes with `routing_key` also goes through `destination`.
+  void bind_exchange(const std::string& destination, const std::string& source,
+                     const std::string& routing_key);
   void purge_queue(const std::string& name);
   void delete_queue(const std::string& name);
 
@@ -65,8 +69,8 @@ class Connection {
   void cancel(const std::string& consumer_tag);
   std::optional<IncomingMessage> get(const std::string& queue);  // basic.get, acked by the broker at once
 
-  // Persistent, content type application/x-imgpipe, on the default exchange. Returns the publish sequence
-  // number that the broker's confirm will carry (meaningful once confirms are enabled).
+  // Persistent, content type application/x-imgpipe, on message.exchange (empty: the default). Returns the
+  // publish sequence number that the broker's confirm will carry (meaningful once confirms are enabled).
   std::uint64_t publish(const OutgoingMessage& message);
   void ack(std::uint64_t delivery_tag);
   void reject(std::uint64_t delivery_tag, bool requeue);

@@ -332,4 +332,32 @@ Batch decode(std::span<const std::uint8_t> bytes, const CodecLimits& limits) {
   throw MessageError("unknown batch kind " + std::to_string(kind));
 }
 
+SalvagedIds salvage_ids(std::span<const std::uint8_t> bytes, const CodecLimits& limits) {
+  SalvagedIds salvaged;
+  if (bytes.size() < kPrefixBytes + kPayloadLengthBytes ||
+      std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0 ||
+      get_le<std::uint16_t>(bytes.data() + 4) != kSchemaVersion) {
+    return salvaged;  // another format, or a header layout this build does not know
+  }
+  const auto header_size = get_le<std::uint32_t>(bytes.data() + 8);
+  if (header_size > limits.max_header_bytes || header_size > bytes.size() - kPrefixBytes) return salvaged;
+  const json header =
+      json::parse(bytes.data() + kPrefixBytes, bytes.data() + kPrefixBytes + header_size, nullptr, false);
+  if (!header.is_object()) return salvaged;
+  const auto job = header.find("job");
+  if (job == header.end() || !job->is_object()) return salvaged;
+  const auto job_id = job->find("job_id");
+  if (job_id == job->end() || !job_id->is_string()) return salvaged;
+  salvaged.job_id = job_id->get<std::string>();
+  const auto items = header.find("items");
+  if (items == header.end() || !items->is_array()) return salvaged;
+  for (const auto& item : *items) {
+    if (salvaged.image_ids.size() >= limits.max_items) break;
+    if (!item.is_object()) continue;
+    const auto id = item.find("id");
+    if (id != item.end() && id->is_string()) salvaged.image_ids.push_back(id->get<std::string>());
+  }
+  return salvaged;
+}
+
 }  // namespace imgpipe

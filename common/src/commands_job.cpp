@@ -1,13 +1,17 @@
 #include <chrono>
+#include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <optional>
 
 #include "imgpipe/broker_job.hpp"
 #include "imgpipe/commands.hpp"
 #include "imgpipe/dataset.hpp"
+#include "imgpipe/job_journal.hpp"
 #include "imgpipe/job_state.hpp"
 #include "imgpipe/local_pipeline.hpp"
 #include "imgpipe/logging.hpp"
@@ -32,24 +36,34 @@ JobSettings job_settings(const ToolOptions& tool, const std::string& model, int 
   return settings;
 }
 
-// Broker mode: names the job up front, so the user can ask `imgpipe status --job ID` while it runs, and
-// keeps its state file current. A state file that cannot be written costs a warning, never the job.
-void execute_on_broker(const ToolOptions& tool, const std::vector<JobInput>& inputs,
-                       const JobSettings& settings, int idle_timeout_seconds, const std::string& state_dir,
-                       JobResults& results, const Logger& log) {
-  BrokerAddress address;
+BrokerAddress parse_broker(const ToolOptions& tool) {
   try {
-    address = BrokerAddress::parse(tool.broker);
+    return BrokerAddress::parse(tool.broker);
   } catch (const std::invalid_argument& error) {
     throw UsageError(std::string("bad broker URL: ") + error.what());
   }
+}
+
+ConnectionOptions publisher_connection() {
+  ConnectionOptions options;
+  options.client_name = "imgpipe-publisher";
+  return options;
+}
+
+// One broker job, new or resumed: keeps its state file current so the user can ask `imgpipe status --job
+// ID` while it runs. A state file that cannot be written costs a warning, never the job. `journal` (may be
+// null) records progress for --resume; the job's record and journal are removed once it finished.
+void run_on_broker(const ToolOptions& tool, const std::vector<JobInput>& to_publish,
+                   const JobSettings& settings, const std::string& job_id, int idle_timeout_seconds,
+                   const std::filesystem::path& dir, JobJournal* journal, int publish_delay_ms,
+                   JobResults& results, const Logger& log) {
   BrokerJobSettings broker_settings;
   broker_settings.job = settings;
   broker_settings.idle_timeout = std::chrono::seconds(idle_timeout_seconds);
-  broker_settings.connection.client_name = "imgpipe-publisher";
-  broker_settings.job_id = new_job_id();
-  const std::string& job_id = broker_settings.job_id;
-  std::cerr << "job " << job_id << ": " << inputs.size() << " images\n";
+  broker_settings.connection = publisher_connection();
+  broker_settings.job_id = job_id;
+  broker_settings.journal = journal;
+  broker_settings.publish_delay = std::chrono::milliseconds(publish_delay_ms);
 
   std::optional<JobStateFile> state;
   const auto stop_keeping_state = [&](const std::exception& error) {
@@ -58,12 +72,13 @@ void execute_on_broker(const ToolOptions& tool, const std::vector<JobInput>& inp
     state.reset();
   };
   try {
-    const auto dir = resolve_state_dir(state_dir);
     if (dir.empty()) throw std::runtime_error("no --state-dir, IMGPIPE_STATE_DIR, XDG_STATE_HOME or HOME");
     JobState initial;
     initial.job = job_id;
     initial.model = settings.model;
-    initial.total = inputs.size();
+    initial.total = results.total();
+    initial.done = results.done();
+    initial.failed = results.failed();
     initial.result_queue = queues::results_for(job_id);
     state.emplace(dir, std::move(initial));
   } catch (const std::exception& error) {
@@ -87,25 +102,48 @@ void execute_on_broker(const ToolOptions& tool, const std::vector<JobInput>& inp
     }
   };
   try {
-    run_broker_job(address, inputs, broker_settings, results, log.as_log_fn());
+    run_broker_job(parse_broker(tool), to_publish, broker_settings, results, log.as_log_fn());
   } catch (const std::exception& error) {
     finish_state(error.what());
     throw;
   }
   finish_state("");
+  if (journal != nullptr) remove_job_record(dir, job_id);
   if (results.duplicates() > 0) {
     log.info("job " + job_id + ": ignored " + std::to_string(results.duplicates()) +
              " duplicate results (redeliveries)");
   }
 }
 
+// A new broker job: named up front, and recorded (inputs, settings) with its journal started before
+// anything is published, so that `imgpipe submit --resume ID` can finish it if this process dies.
+void execute_on_broker(const ToolOptions& tool, const std::vector<JobInput>& inputs,
+                       const JobSettings& settings, const JobOptions& options, JobResults& results,
+                       const Logger& log) {
+  const BrokerAddress address = parse_broker(tool);  // a usage error before the job gets a record
+  const std::string job_id = new_job_id();
+  std::cerr << "job " << job_id << ": " << inputs.size() << " images\n";
+  const auto dir = resolve_state_dir(options.state_dir);
+  std::optional<JobJournal> journal;
+  if (!dir.empty()) {
+    try {
+      write_job_record(dir, {job_id, settings, std::filesystem::current_path(), inputs});
+      journal.emplace(dir, job_id);
+    } catch (const std::exception& error) {
+      log.warn(std::string("job " + job_id + " cannot be resumed if this process dies: ") + error.what());
+    }
+  }
+  run_on_broker(tool, inputs, settings, job_id, options.idle_timeout_seconds, dir,
+                journal ? &*journal : nullptr, options.publish_delay_ms, results, log);
+}
+
 // Runs the job in the chosen mode and fills `results`; returns the elapsed seconds.
 double execute(const ToolOptions& tool, bool via_broker, const std::vector<JobInput>& inputs,
-               const JobSettings& settings, int idle_timeout_seconds, const std::string& state_dir,
-               JobResults& results, const Logger& log) {
+               const JobSettings& settings, const JobOptions& options, JobResults& results,
+               const Logger& log) {
   const auto start = std::chrono::steady_clock::now();
   if (via_broker) {
-    execute_on_broker(tool, inputs, settings, idle_timeout_seconds, state_dir, results, log);
+    execute_on_broker(tool, inputs, settings, options, results, log);
   } else {
     ComputeOptions compute{tool.threads, settings.batch_size > 0 ? static_cast<int>(settings.batch_size) : 32,
                            true};
@@ -128,27 +166,36 @@ void write_output(const std::string& output, OutputFormat format, const std::vec
   if (!out.flush()) throw std::runtime_error("cannot write the results file " + output);
 }
 
-int job_command(const ToolOptions& tool, const JobOptions& job, bool via_broker) {
+// A job ready to run: the inputs that get one output line each, and how to fill their results.
+struct PreparedJob {
+  std::vector<JobInput> inputs;  // paths as the user named them
+  std::string model;
+  std::unique_ptr<JobResults> results;
+  std::function<void(JobResults&)> run;
+};
+
+// Prepares and runs a job, writes one line per input, and picks the exit code.
+int job_command(const ToolOptions& tool, const JobOptions& job,
+                const std::function<PreparedJob(const Logger&)>& prepare) {
   Logger log("imgpipe");
   try {
     const OutputFormat format = parse_format(job.format);
-    const JobSettings settings = job_settings(tool, job.model, job.batch_size);
-    const auto inputs = collect_inputs(job.inputs);
-    if (inputs.empty()) throw UsageError("no images found in the given inputs");
-    JobResults results(inputs);
-    double seconds = 0.0;
+    PreparedJob prepared = prepare(log);
+    const auto& inputs = prepared.inputs;
+    JobResults& results = *prepared.results;
+    const auto start = std::chrono::steady_clock::now();
     try {
-      seconds =
-          execute(tool, via_broker, inputs, settings, job.idle_timeout_seconds, job.state_dir, results, log);
+      prepared.run(results);
     } catch (const JobInterrupted& interrupted) {
       // Every input still gets its line: a result, or "no result (the job did not finish)".
-      write_output(job.output, format, inputs, results, job.model);
+      write_output(job.output, format, inputs, results, prepared.model);
       log.error(std::string(interrupted.what()) + "; " + std::to_string(results.done()) + " of " +
                 std::to_string(results.total()) + " images had a result, written" +
                 (job.output.empty() ? "" : " to " + job.output));
       return exit_code::failed;
     }
-    write_output(job.output, format, inputs, results, job.model);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    write_output(job.output, format, inputs, results, prepared.model);
     if (!tool.quiet) {
       std::cerr << results.done() - results.failed() << " classified, " << results.failed() << " failed, "
                 << std::fixed << std::setprecision(1) << seconds << " s";
@@ -159,22 +206,118 @@ int job_command(const ToolOptions& tool, const JobOptions& job, bool via_broker)
   } catch (const UsageError& error) {
     log.error(error.what());
     return exit_code::usage;
-  } catch (const BrokerError& error) {
-    log.error(std::string("the job could not run: ") + error.what());
-    return exit_code::failed;
   } catch (const std::exception& error) {
     log.error(std::string("the job could not run: ") + error.what());
     return exit_code::failed;
   }
 }
 
+PreparedJob prepare_new_job(const ToolOptions& tool, const JobOptions& job, bool via_broker) {
+  PreparedJob prepared;
+  const JobSettings settings = job_settings(tool, job.model, job.batch_size);
+  prepared.inputs = collect_inputs(job.inputs);
+  if (prepared.inputs.empty()) throw UsageError("no images found in the given inputs");
+  prepared.model = job.model;
+  prepared.results = std::make_unique<JobResults>(prepared.inputs);
+  prepared.run = [&tool, &job, settings, via_broker, inputs = prepared.inputs](JobResults& results) {
+    Logger log("imgpipe");
+    execute(tool, via_broker, inputs, settings, job, results, log);
+  };
+  return prepared;
+}
+
+// `imgpipe submit --resume ID`: the job as recorded, its answers so far from the journal; publishes again
+// only what the broker never confirmed and collects the rest from the job's (durable) result queue.
+PreparedJob prepare_resumed_job(const ToolOptions& tool, const JobOptions& job, const Logger& log) {
+  const std::string& job_id = job.resume;
+  if (!job.inputs.empty()) throw UsageError("--resume takes no INPUT: the job's inputs are in its record");
+  if (!is_valid_job_id(job_id)) throw UsageError("'" + job_id + "' is not a job id");
+  const auto dir = resolve_state_dir(job.state_dir);
+  if (dir.empty())
+    throw UsageError("no --state-dir, IMGPIPE_STATE_DIR, XDG_STATE_HOME or HOME to find job " + job_id);
+  JobState state;
+  try {
+    state = JobState::read(dir, job_id);
+  } catch (const std::exception& error) {
+    throw UsageError("unknown job " + job_id + ": " + error.what());
+  }
+  const std::string phase = state.phase();
+  if (phase == "finished") {
+    throw UsageError("job " + job_id + " already finished (" + std::to_string(state.done) + " images, " +
+                     std::to_string(state.failed) + " failed): nothing to resume");
+  }
+  if (phase == "running") {
+    throw UsageError("job " + job_id + " is still running (pid " + std::to_string(state.pid) + " on " +
+                     (state.host.empty() ? std::string("an unknown host") : state.host) +
+                     "): stop it before resuming it");
+  }
+  if (!std::filesystem::exists(job_record_file(dir, job_id))) {
+    throw UsageError("job " + job_id + " cannot be resumed: " + job_record_file(dir, job_id).string() +
+                     " is missing (it could not be written when the job was submitted)");
+  }
+  const JobRecord record = read_job_record(dir, job_id);
+  const JournalReplay replay = JobJournal::replay(dir, job_id);
+
+  PreparedJob prepared;
+  prepared.inputs = record.inputs;
+  prepared.model = record.settings.model;
+  prepared.results = std::make_unique<JobResults>(record.inputs);
+  for (const auto& [result, version] : replay.results) prepared.results->add(result, version);
+  std::vector<JobInput> to_publish;
+  std::size_t awaited = 0;
+  for (const auto& input : record.readable_inputs()) {
+    if (prepared.results->find(input.image_id) != nullptr) continue;
+    if (replay.published.count(input.image_id) > 0) {
+      ++awaited;
+    } else {
+      to_publish.push_back(input);
+    }
+  }
+
+  const BrokerAddress address = parse_broker(tool);
+  const std::string queue = queues::results_for(job_id);
+  if (awaited > 0) {
+    // Declaring the queue again would create it empty and wait for results nobody will send.
+    try {
+      BrokerSession(address, publisher_connection()).message_count(queue);
+    } catch (const BrokerRefused& error) {
+      throw BrokerError("job " + job_id + " cannot be resumed: its result queue " + queue +
+                        " is gone (result queues expire 24 h after their last consumer left, or it was "
+                        "deleted), so the results of " +
+                        std::to_string(awaited) +
+                        " published images are lost; submit those images again as a new job (" +
+                        error.what() + ")");
+    }
+  }
+  log.info("resuming job " + job_id + ": " + std::to_string(prepared.results->done()) + " of " +
+           std::to_string(record.inputs.size()) + " images answered before, " + std::to_string(awaited) +
+           " published and awaited, " + std::to_string(to_publish.size()) + " to publish");
+
+  JobSettings settings = record.settings;
+  settings.show_progress = !tool.quiet;
+  settings.stop = tool.stop;
+  prepared.run = [&tool, &job, settings, dir, job_id, to_publish](JobResults& results) {
+    Logger run_log("imgpipe");
+    JobJournal journal(dir, job_id);
+    run_on_broker(tool, to_publish, settings, job_id, job.idle_timeout_seconds, dir, &journal,
+                  job.publish_delay_ms, results, run_log);
+  };
+  return prepared;
+}
+
 }  // namespace
 
 int submit_command(const ToolOptions& tool, const JobOptions& job) {
-  return job_command(tool, job, true);
+  if (!job.resume.empty())
+    return job_command(tool, job, [&](const Logger& log) { return prepare_resumed_job(tool, job, log); });
+  if (job.inputs.empty()) {
+    Logger("imgpipe").error("submit needs INPUT (image files, folders or @list.txt), or --resume JOB");
+    return exit_code::usage;
+  }
+  return job_command(tool, job, [&](const Logger&) { return prepare_new_job(tool, job, true); });
 }
 int run_command(const ToolOptions& tool, const JobOptions& job) {
-  return job_command(tool, job, false);
+  return job_command(tool, job, [&](const Logger&) { return prepare_new_job(tool, job, false); });
 }
 
 int eval_command(const ToolOptions& tool, const EvalOptions& options) {
@@ -186,8 +329,9 @@ int eval_command(const ToolOptions& tool, const EvalOptions& options) {
     const ModelConfig config = ModelStore(tool.models).load(options.model);
     const LabelledDataset dataset = load_labelled_folder(options.dataset);
     JobResults results(dataset.inputs);
+    const JobOptions job;  // the default state folder and idle timeout
     const double seconds =
-        execute(tool, options.mode == "broker", dataset.inputs, settings, 600, "", results, log);
+        execute(tool, options.mode == "broker", dataset.inputs, settings, job, results, log);
     if (!options.output.empty())
       write_output(options.output, OutputFormat::jsonl, dataset.inputs, results, options.model);
 

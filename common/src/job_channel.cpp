@@ -62,6 +62,7 @@ struct JobChannel::Impl {
     topology::declare_pipeline(*fresh, options);
     if (!result_queue_deleted) {
       topology::declare_result_queue(*fresh, result_queue, options.result_queue_ttl);
+      topology::bind_job_dead_letters(*fresh, result_queue, job_id);
       fresh->set_prefetch(result_prefetch);
       consumer_tag = fresh->consume(result_queue);
     }
@@ -233,9 +234,9 @@ std::optional<IncomingMessage> JobChannel::next_result(std::chrono::milliseconds
   if (j.result_queue_deleted) throw BrokerError("job " + j.job_id + ": the result queue was deleted");
   const auto deadline = Clock::now() + timeout;
   return j.with_reconnect([&]() -> std::optional<IncomingMessage> {
+    // Reads at least once, so a zero timeout still takes what the socket already holds.
     while (j.results.empty()) {
-      if (Clock::now() >= deadline) return std::nullopt;
-      j.pump(until(deadline));
+      if (!j.pump(until(deadline)) && Clock::now() >= deadline) return std::nullopt;
     }
     IncomingMessage next = std::move(j.results.front());
     j.results.pop_front();

@@ -1,5 +1,7 @@
 #include "imgpipe/job_state.hpp"
 
+#include "atomic_file.hpp"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
@@ -47,12 +49,13 @@ class FileDescriptor {
 };
 
 [[noreturn]] void fail(const std::string& what, const std::filesystem::path& file) {
-  throw std::runtime_error("cannot " + what + " the job state file " + file.string() + ": " +
-                           std::strerror(errno));
+  throw std::runtime_error("cannot " + what + " " + file.string() + ": " + std::strerror(errno));
 }
 
+}  // namespace
+
 // Write, fsync, rename: after a crash the file holds either the previous state or this one.
-void write_atomically(const std::filesystem::path& file, const std::string& text) {
+void write_file_atomically(const std::filesystem::path& file, const std::string& text) {
   const std::filesystem::path temporary = file.string() + ".tmp." + std::to_string(::getpid());
   FileDescriptor fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (fd.get() < 0) fail("create", temporary);
@@ -72,8 +75,6 @@ void write_atomically(const std::filesystem::path& file, const std::string& text
     fail("rename over", file);
   }
 }
-
-}  // namespace
 
 nlohmann::json to_json(const JobState& state) {
   return {{"job", state.job},
@@ -198,7 +199,7 @@ void JobStateFile::take(const JobResults& results) {
 }
 
 void JobStateFile::write() {
-  write_atomically(path_, to_json(state_).dump() + "\n");
+  write_file_atomically(path_, to_json(state_).dump() + "\n");
   last_write_ = std::chrono::steady_clock::now();
 }
 

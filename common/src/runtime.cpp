@@ -3,7 +3,9 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <memory>
+#include <stdexcept>
 #include <vector>
 
 #include "imgpipe/broker.hpp"
@@ -55,6 +57,22 @@ namespace {
 std::string chain_name(const WorkerConfig& config) {
   return config.with_preprocess && config.role != "preprocess" ? "preprocess+" + config.role : config.role;
 }
+}  // namespace
+
+namespace {
+
+// The --test-fail-marker hook: throws for a delivery whose body holds `marker`, which the QueueWorker
+// treats like any stage bug (reject with requeue, until the delivery limit dead-letters it).
+DeliveryHandler failing_on_marker(DeliveryHandler handler, std::string marker) {
+  return [handler = std::move(handler), marker = std::move(marker)](const IncomingMessage& message) {
+    if (std::search(message.body.begin(), message.body.end(), marker.begin(), marker.end()) !=
+        message.body.end()) {
+      throw std::runtime_error("test hook: the message holds the marker \"" + marker + "\"");
+    }
+    return handler(message);
+  };
+}
+
 }  // namespace
 
 int run_stage_worker(const WorkerConfig& config, const std::atomic<bool>& stop) {
@@ -115,8 +133,14 @@ int run_stage_worker(const WorkerConfig& config, const std::atomic<bool>& stop) 
            std::to_string(config.prefetch) + ", metrics " +
            (endpoint.empty() ? std::string("off") : "http://" + endpoint + "/metrics"));
   try {
-    QueueWorker worker(address, options, make_stage_handler(chain, options.queue, log, metrics),
-                       log.as_log_fn());
+    CodecLimits codec_limits;
+    codec_limits.max_message_bytes = static_cast<std::size_t>(config.max_message_bytes);
+    DeliveryHandler handler = make_stage_handler(chain, options.queue, log, metrics, codec_limits);
+    if (!config.test_fail_marker.empty()) {
+      log.warn("test hook on: deliveries holding \"" + config.test_fail_marker + "\" make the stage fail");
+      handler = failing_on_marker(std::move(handler), config.test_fail_marker);
+    }
+    QueueWorker worker(address, options, std::move(handler), log.as_log_fn());
     worker.run(stop);
     const auto stats = worker.stats();
     log.info("stopped after " + std::to_string(stats.handled) + " messages, " +

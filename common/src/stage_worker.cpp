@@ -43,7 +43,9 @@ OutgoingMessage dead_letter(const IncomingMessage& message, const std::string& s
   Headers tags = message.headers;
   tags[headers::error] = reason;
   tags[headers::source_queue] = source_queue;
-  return {queues::dead, message.body, std::move(tags)};
+  // Through imgpipe.dlx under the source queue's name, like the broker's own dead letters: imgpipe.dead
+  // keeps it for the operator, and imgpipe.dead.jobs passes a copy to the job named by x-imgpipe-job.
+  return {source_queue, message.body, std::move(tags), queues::dead_letter_exchange};
 }
 
 OutgoingMessage results_message(const JobRef& job, const std::string& stage,
@@ -94,46 +96,48 @@ std::vector<OutgoingMessage> stamped(std::vector<OutgoingMessage> out) {
 }  // namespace
 
 DeliveryHandler make_stage_handler(std::vector<std::shared_ptr<Stage>> chain, std::string source_queue,
-                                   const Logger& log, std::shared_ptr<WorkerMetrics> metrics) {
-  return [chain = std::move(chain), source_queue = std::move(source_queue), &log,
-          metrics = std::move(metrics)](const IncomingMessage& message) -> std::vector<OutgoingMessage> {
-    const auto started = std::chrono::steady_clock::now();
-    if (metrics) {
-      // Clocks of different hosts disagree a little; a message cannot have waited less than nothing.
-      if (const auto published = published_at(message.headers)) {
-        metrics->queue_wait(
-            std::max(std::chrono::duration<double>(std::chrono::system_clock::now() - *published),
-                     std::chrono::duration<double>::zero()));
-      }
-    }
-    Batch batch;
-    try {
-      batch = decode(message.body);
-      if (kind_of(batch) != chain.front()->input_kind()) {
-        throw MessageError(std::string("queue ") + source_queue + " takes " +
-                           to_string(chain.front()->input_kind()) + " batches, this one holds " +
-                           to_string(kind_of(batch)));
-      }
-    } catch (const MessageError& error) {
-      log.warn("dead-lettering a message from " + source_queue + ": " + error.what());
-      if (metrics) metrics->dead_lettered();
-      return stamped({dead_letter(message, source_queue, error.what())});
-    }
-    const JobRef job = job_of(batch);
-    if (job.reply_to.empty()) {
-      log.event("warn", "dead-lettering a batch: it names no result queue", {{"job", job.job_id}});
-      if (metrics) metrics->dead_lettered();
-      return stamped(
-          {dead_letter(message, source_queue, "batch names no result queue (job.reply_to is empty)")});
-    }
+                                   const Logger& log, std::shared_ptr<WorkerMetrics> metrics,
+                                   CodecLimits limits) {
+  return
+      [chain = std::move(chain), source_queue = std::move(source_queue), &log, metrics = std::move(metrics),
+       limits](const IncomingMessage& message) -> std::vector<OutgoingMessage> {
+        const auto started = std::chrono::steady_clock::now();
+        if (metrics) {
+          // Clocks of different hosts disagree a little; a message cannot have waited less than nothing.
+          if (const auto published = published_at(message.headers)) {
+            metrics->queue_wait(
+                std::max(std::chrono::duration<double>(std::chrono::system_clock::now() - *published),
+                         std::chrono::duration<double>::zero()));
+          }
+        }
+        Batch batch;
+        try {
+          batch = decode(message.body, limits);
+          if (kind_of(batch) != chain.front()->input_kind()) {
+            throw MessageError(std::string("queue ") + source_queue + " takes " +
+                               to_string(chain.front()->input_kind()) + " batches, this one holds " +
+                               to_string(kind_of(batch)));
+          }
+        } catch (const MessageError& error) {
+          log.warn("dead-lettering a message from " + source_queue + ": " + error.what());
+          if (metrics) metrics->dead_lettered();
+          return stamped({dead_letter(message, source_queue, error.what())});
+        }
+        const JobRef job = job_of(batch);
+        if (job.reply_to.empty()) {
+          log.event("warn", "dead-lettering a batch: it names no result queue", {{"job", job.job_id}});
+          if (metrics) metrics->dead_lettered();
+          return stamped(
+              {dead_letter(message, source_queue, "batch names no result queue (job.reply_to is empty)")});
+        }
 
-    ChainRun run = run_chain(chain, std::move(batch), job, log, metrics.get());
-    if (metrics) {
-      metrics->images_processed(run.survivors);
-      metrics->batch_handled(std::chrono::steady_clock::now() - started);
-    }
-    return stamped(std::move(run.out));
-  };
+        ChainRun run = run_chain(chain, std::move(batch), job, log, metrics.get());
+        if (metrics) {
+          metrics->images_processed(run.survivors);
+          metrics->batch_handled(std::chrono::steady_clock::now() - started);
+        }
+        return stamped(std::move(run.out));
+      };
 }
 
 }  // namespace imgpipe

@@ -11,10 +11,14 @@ void declare_stage_queue(amqp::Connection& connection, const std::string& name,
                                   {"x-dead-letter-exchange", std::string(queues::dead_letter_exchange)},
                                   {"x-dead-letter-routing-key", name}});
   connection.bind_queue(queues::dead, queues::dead_letter_exchange, name);
+  connection.bind_exchange(queues::dead_letters_by_job, queues::dead_letter_exchange, name);
 }
 
 void declare_dead_letters(amqp::Connection& connection) {
+  // imgpipe.dlx stays a direct exchange: brokers of earlier releases have it, and re-declaring an
+  // exchange with another type is refused (406). The per-job copies go through a second exchange instead.
   connection.declare_exchange(queues::dead_letter_exchange, "direct");
+  connection.declare_exchange(queues::dead_letters_by_job, "headers");
   connection.declare_queue(queues::dead, {});
 }
 
@@ -32,6 +36,13 @@ bool is_pipeline_queue(const std::string& name) {
 void declare_result_queue(amqp::Connection& connection, const std::string& name,
                           std::chrono::milliseconds ttl) {
   connection.declare_queue(name, {{"x-expires", std::int64_t{ttl.count()}}});
+}
+
+void bind_job_dead_letters(amqp::Connection& connection, const std::string& result_queue,
+                           const std::string& job_id) {
+  // "all-with-x": plain "all" skips headers that start with x-, and would then match every dead letter.
+  connection.bind_queue(result_queue, queues::dead_letters_by_job, "",
+                        {{"x-match", std::string("all-with-x")}, {"x-imgpipe-job", job_id}});
 }
 
 }  // namespace imgpipe::topology

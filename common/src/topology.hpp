@@ -8,7 +8,7 @@
 
 namespace imgpipe::topology {
 
-// Exchange imgpipe.dlx and queue imgpipe.dead.
+// Exchanges imgpipe.dlx (direct) and imgpipe.dead.jobs (headers), and queue imgpipe.dead.
 void declare_dead_letters(amqp::Connection& connection);
 
 // The dead letters and the three stage queues.
@@ -17,12 +17,19 @@ void declare_pipeline(amqp::Connection& connection, const ConnectionOptions& opt
 bool is_pipeline_queue(const std::string& name);
 
 // A quorum stage queue: durable, x-delivery-limit, dead-lettered to imgpipe.dlx under its own name, with
-// imgpipe.dead bound to that name so the dead letters land there. Needs declare_dead_letters first.
+// imgpipe.dead bound to that name so the dead letters land there, and imgpipe.dead.jobs bound likewise so
+// a copy reaches the job's result queue. Needs declare_dead_letters first.
 void declare_stage_queue(amqp::Connection& connection, const std::string& name,
                          const ConnectionOptions& options);
 
 // A job's result queue: durable classic, deleted by the broker after `ttl` without consumers.
 void declare_result_queue(amqp::Connection& connection, const std::string& name,
                           std::chrono::milliseconds ttl);
+
+// Binds a job's result queue to imgpipe.dead.jobs on its x-imgpipe-job header: the job's dead letters,
+// whether the broker dead-lettered them (delivery limit) or a worker did (undecodable), arrive there too.
+// The binding goes away with the queue. Needs declare_dead_letters first.
+void bind_job_dead_letters(amqp::Connection& connection, const std::string& result_queue,
+                           const std::string& job_id);
 
 }  // namespace imgpipe::topology

@@ -20,7 +20,7 @@ void add_tool_flags(CLI::App& command, imgpipe::ToolOptions& tool) {
   command.add_flag("-q,--quiet", tool.quiet, "No progress output");
 }
 
-void add_job_flags(CLI::App& command, imgpipe::JobOptions& job) {
+void add_job_flags(CLI::App& command, imgpipe::JobOptions& job, bool inputs_required = true) {
   command.add_option("--model", job.model, "Model name in the store")->capture_default_str();
   command.add_option("-o,--output", job.output, "Results file (default: standard output)");
   command.add_option("--format", job.format, "jsonl or csv")
@@ -29,7 +29,8 @@ void add_job_flags(CLI::App& command, imgpipe::JobOptions& job) {
   command.add_option("--batch-size", job.batch_size, "Images per message")
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
-  command.add_option("INPUT", job.inputs, "Image files, folders (recursive) or @list.txt")->required();
+  auto* inputs = command.add_option("INPUT", job.inputs, "Image files, folders (recursive) or @list.txt");
+  if (inputs_required) inputs->required();
 }
 
 }  // namespace
@@ -48,7 +49,7 @@ int main(int argc, char** argv) {
   imgpipe::JobOptions submit_job;
   auto* submit = app.add_subcommand("submit", "Classify images through the worker cluster (RabbitMQ)");
   add_tool_flags(*submit, tool);
-  add_job_flags(*submit, submit_job);
+  add_job_flags(*submit, submit_job, /*inputs_required=*/false);  // not with --resume
   submit
       ->add_option("--idle-timeout", submit_job.idle_timeout_seconds,
                    "Give up when no result arrived for this many seconds")
@@ -58,6 +59,13 @@ int main(int argc, char** argv) {
                    "Where to keep jobs/<id>.json for `imgpipe status --job` (default "
                    "$XDG_STATE_HOME/imgpipe or ~/.local/state/imgpipe)")
       ->envname("IMGPIPE_STATE_DIR");
+  submit->add_option("--resume", submit_job.resume,
+                     "Finish job JOB whose submit died: publish what was never confirmed, collect the rest "
+                     "(same --state-dir; no INPUT)");
+  // Test knob, hidden from --help: lets a test kill the publisher while it is still publishing.
+  submit->add_option("--test-publish-delay-ms", submit_job.publish_delay_ms)
+      ->check(CLI::Range(0, 60000))
+      ->group("");
 
   imgpipe::StatusOptions status_options;
   auto* status =

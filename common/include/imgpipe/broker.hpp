@@ -5,8 +5,10 @@
 //   queue imgpipe.pixels    (PixelBatch)   consumed by feature
 //   queue imgpipe.features  (FeatureBatch) consumed by classify
 //   quorum queues, durable, x-delivery-limit, dead-lettering to exchange imgpipe.dlx -> queue imgpipe.dead
+//   exchange imgpipe.dead.jobs (headers), bound to imgpipe.dlx: a copy of each dead letter goes to the
+//     result queue of the job named by its x-imgpipe-job header, so the publisher can answer its images
 //   queue imgpipe.results.<job> per job: durable, x-expires, so results outlive a publisher crash for a while
-// All messages are persistent and published with confirms on the default exchange.
+// All messages are persistent and published with confirms, on the default exchange except dead letters.
 #pragma once
 
 #include <atomic>
@@ -29,6 +31,8 @@ inline constexpr const char* pixels = "imgpipe.pixels";
 inline constexpr const char* features = "imgpipe.features";
 inline constexpr const char* dead = "imgpipe.dead";
 inline constexpr const char* dead_letter_exchange = "imgpipe.dlx";
+// Headers exchange: each result queue binds here on its job id (x-match all-with-x, RabbitMQ 3.10+).
+inline constexpr const char* dead_letters_by_job = "imgpipe.dead.jobs";
 std::string results_for(std::string_view job_id);
 }  // namespace queues
 
@@ -89,9 +93,10 @@ struct ConnectionOptions {
 using Headers = std::map<std::string, std::string>;
 
 struct OutgoingMessage {
-  std::string routing_key;  // queue name (default exchange)
+  std::string routing_key;  // queue name (default exchange), or the routing key on `exchange`
   std::vector<std::uint8_t> body;
-  Headers headers;  // string-valued AMQP headers, e.g. x-imgpipe-job, x-imgpipe-error
+  Headers headers;       // string-valued AMQP headers, e.g. x-imgpipe-job, x-imgpipe-error
+  std::string exchange = {};  // empty: the default exchange
 };
 
 struct IncomingMessage {
@@ -119,7 +124,8 @@ struct WorkerOptions {
 
 // What the handler wants done with one delivery: publish these, then ack the delivery once every one of
 // them is confirmed by the broker. The handler dead-letters a message by returning it addressed to
-// queues::dead with an x-imgpipe-error header, so a dead-letter is as durable as any output.
+// exchange queues::dead_letter_exchange under its source queue's name, with an x-imgpipe-error header:
+// it lands in imgpipe.dead (and its job's result queue) as durably as any output.
 // A handler that throws is a bug in the stage: the delivery is rejected with requeue, so the broker's
 // delivery limit eventually dead-letters a poison message.
 using DeliveryHandler = std::function<std::vector<OutgoingMessage>(const IncomingMessage&)>;
@@ -166,7 +172,8 @@ class JobChannel {
   // Blocks while `confirm_window` publishes are unconfirmed.
   void publish(OutgoingMessage message, int confirm_window = 64);
   void wait_confirms(std::chrono::milliseconds timeout);  // throws BrokerError on timeout or nack
-  // Next result delivery, or nullopt after `timeout`. Results are acked with ack().
+  // Next result delivery, or nullopt after `timeout` (zero: only what has already arrived). Results are
+  // acked with ack().
   std::optional<IncomingMessage> next_result(std::chrono::milliseconds timeout);
   // A tag from before a reconnect is ignored: the broker redelivers that result anyway.
   void ack(std::uint64_t delivery_tag);

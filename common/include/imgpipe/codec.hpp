@@ -34,4 +34,14 @@ struct CodecLimits {
 std::vector<std::uint8_t> encode(const Batch& batch);
 Batch decode(std::span<const std::uint8_t> bytes, const CodecLimits& limits = {});
 
+// What can still be read from a message that decode() refused (a tensor whose size disagrees with its
+// header, a message over a worker's size limit, ...): the job id and the image ids in its JSON header,
+// when its envelope is intact and of this schema version. Empty job_id when even that cannot be read.
+// Only for answering those images with an error: nothing else in such a message is trusted.
+struct SalvagedIds {
+  std::string job_id;
+  std::vector<std::string> image_ids;
+};
+SalvagedIds salvage_ids(std::span<const std::uint8_t> bytes, const CodecLimits& limits = {});
+
 }  // namespace imgpipe

@@ -31,7 +31,9 @@ struct JobOptions {
   std::string format = "jsonl";
   int batch_size = 32;
   int idle_timeout_seconds = 600;
-  std::string state_dir;  // submit: where jobs/<id>.json goes; empty = the default (job_state.hpp)
+  std::string state_dir;     // submit: where jobs/<id>.json goes; empty = the default (job_state.hpp)
+  std::string resume;        // submit: finish this job instead of starting one (inputs must be empty)
+  int publish_delay_ms = 0;  // submit, test knob: pause after each published batch
 };
 
 int submit_command(const ToolOptions& tool, const JobOptions& job);

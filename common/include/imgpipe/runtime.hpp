@@ -47,6 +47,12 @@ struct WorkerConfig {
   int metrics_port = 9464;
   std::string metrics_address = "127.0.0.1";
   LogFormat log_format = LogFormat::text;
+  // Largest message a worker decodes; bigger ones are dead-lettered with the reason. The broker's own
+  // max_message_size (128 MiB by default in RabbitMQ 3.10) refuses bigger publishes before that.
+  std::int64_t max_message_bytes = 512 << 20;
+  // Test hook: a delivery whose body contains this text makes the handler throw, as a stage bug would,
+  // so a test can follow a poison message through the delivery limit to its error lines. Empty: off.
+  std::string test_fail_marker;
 };
 
 // Runs one worker until SIGTERM/SIGINT; returns the process exit code.

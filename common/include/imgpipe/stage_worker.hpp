@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "imgpipe/broker.hpp"
+#include "imgpipe/codec.hpp"
 #include "imgpipe/logging.hpp"
 #include "imgpipe/metrics.hpp"
 #include "imgpipe/stage.hpp"
@@ -38,7 +39,9 @@ const char* queue_for(BatchKind kind);
 // the next batch to its queue, per-image errors to the job's result queue, and for an undecodable
 // message a dead letter carrying the reason. Every output is stamped with headers::published_ms.
 // `log` must outlive the handler; `metrics`, when given, records each delivery (see metrics.hpp).
+// `limits` bound what is decoded (message size first); a message over them is dead-lettered.
 DeliveryHandler make_stage_handler(std::vector<std::shared_ptr<Stage>> chain, std::string source_queue,
-                                   const Logger& log, std::shared_ptr<WorkerMetrics> metrics = nullptr);
+                                   const Logger& log, std::shared_ptr<WorkerMetrics> metrics = nullptr,
+                                   CodecLimits limits = {});
 
 }  // namespace imgpipe

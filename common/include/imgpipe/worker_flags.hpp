@@ -41,6 +41,13 @@ inline void add_worker_flags(CLI::App& app, WorkerConfig& config) {
   app.add_option("--max-pixels", config.max_pixels, "Largest source image accepted, in pixels")
       ->envname("IMGPIPE_MAX_PIXELS")
       ->capture_default_str();
+  app.add_option("--max-message-bytes", config.max_message_bytes,
+                 "Largest message decoded; bigger ones are dead-lettered with the reason")
+      ->envname("IMGPIPE_MAX_MESSAGE_BYTES")
+      ->check(CLI::Range(std::int64_t{1024}, std::int64_t{512} << 20))
+      ->capture_default_str();
+  // Hidden from --help: only tests set it.
+  app.add_option("--test-fail-marker", config.test_fail_marker)->group("");
   app.add_option("--metrics-port", config.metrics_port, "Port of the Prometheus /metrics endpoint (0 = off)")
       ->envname("IMGPIPE_METRICS_PORT")
       ->check(CLI::Range(0, 65535))
