@@ -50,6 +50,8 @@ std::vector<JobInput> JobRecord::readable_inputs() const {
   std::vector<JobInput> readable = inputs;
   for (auto& input : readable) {
     if (input.path.is_relative()) input.path = working_dir / input.path;
+    if (!input.confined_to.empty() && input.confined_to.is_relative())
+      input.confined_to = working_dir / input.confined_to;
   }
   return readable;
 }
@@ -64,7 +66,12 @@ std::filesystem::path job_journal_file(const std::filesystem::path& state_dir, c
 
 void write_job_record(const std::filesystem::path& state_dir, const JobRecord& record) {
   json inputs = json::array();
-  for (const auto& input : record.inputs) inputs.push_back({input.image_id, input.path.string()});
+  for (const auto& input : record.inputs) {
+    // The folder a file was found in travels with it, so a resumed job confines it as the first run did.
+    json entry = {input.image_id, input.path.string()};
+    if (!input.confined_to.empty()) entry.push_back(input.confined_to.string());
+    inputs.push_back(std::move(entry));
+  }
   const json document = {{"job", record.job_id},
                          {"model", record.settings.model},
                          {"batch_size", record.settings.batch_size},
@@ -95,7 +102,8 @@ JobRecord read_job_record(const std::filesystem::path& state_dir, const std::str
     record.settings.max_file_bytes = document.at("max_file_bytes").get<std::size_t>();
     record.working_dir = document.at("working_dir").get<std::string>();
     for (const auto& input : document.at("inputs")) {
-      record.inputs.push_back({input.at(0).get<std::string>(), input.at(1).get<std::string>()});
+      record.inputs.push_back({input.at(0).get<std::string>(), input.at(1).get<std::string>(),
+                               input.size() > 2 ? input.at(2).get<std::string>() : std::string()});
     }
     return record;
   } catch (const json::exception& error) {
