@@ -293,7 +293,7 @@ Connection::Connection(const BrokerAddress& address, const ConnectionOptions& op
     amqp_ssl_socket_set_verify_peer(socket, 1);
     amqp_ssl_socket_set_verify_hostname(socket, 1);
     if (amqp_ssl_socket_set_cacert(socket, address.ca_file.c_str()) != AMQP_STATUS_OK) {
-      throw BrokerRefused("connect to " + s.peer + " failed: cannot load the CA file " + address.ca_file +
+      throw BrokerRefused("connect to " + s.peer + " failed: cannot load CA file " + address.ca_file +
                           " (cacertfile=): it is missing, unreadable or not PEM certificates");
     }
   } else {

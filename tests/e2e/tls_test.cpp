@@ -150,7 +150,7 @@ TEST_CASE(
              Catch::Contains("TLS handshake failed") && Catch::Contains("plain AMQP port"));
   // A CA file that does not exist is named, not reported as a vague TLS error.
   CHECK_THAT(connect_error(amqps_url("localhost", broker.tls_port(), broker.certs() / "missing.pem")),
-             Catch::Contains("cannot load the CA file " + (broker.certs() / "missing.pem").string()));
+             Catch::Contains("cannot load CA file " + (broker.certs() / "missing.pem").string()));
 
   // No fallback: every login the node saw came over its TLS port, none over the plain one, although the
   // failed attempts above would have found a plain listener on plain_port(). Log lines read
