@@ -62,8 +62,9 @@ std::size_t count_of(const std::string& text, const std::string& part) {
 
 }  // namespace
 
-TEST_CASE("a password on the command line is refused with exit 2 by every program; the environment is fine",
-          "[e2e][cli][credentials]") {
+TEST_CASE(
+    "a password on the command line is refused with exit 2 by every program, but not in the environment",
+    "[e2e][cli][credentials]") {
   const std::string url = "amqp://someone:cmdline-secret@127.0.0.1:1/";
   for (const auto* program : {"imgpipe-preprocess", "imgpipe-feature", "imgpipe-classify"}) {
     INFO(program);

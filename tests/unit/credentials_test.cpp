@@ -55,7 +55,7 @@ TEST_CASE("a password on the command line is refused with a message that says wh
                         Catch::Contains("--management-password-file"));
 }
 
-TEST_CASE("the environment may carry a password; the command line wins over it when it has none",
+TEST_CASE("the environment may carry a password, and the command line wins over it when it has none",
           "[unit][credentials]") {
   SecretUrlSources sources;
   sources.environment = "amqp://imgpipe:from-env@rabbit:5672/";
@@ -95,8 +95,9 @@ TEST_CASE(
   sources.password_file = password_file(dir, "secret\n");
   sources.environment = "amqp://imgpipe:env-secret@rabbit/";
   CHECK_THROWS_AS(resolve_secret_url(broker_url_option(), sources, kDefaultBroker), CredentialError);
-  CHECK_THROWS_WITH(resolve_secret_url(broker_url_option(), sources, kDefaultBroker),
-                    Catch::Contains("IMGPIPE_BROKER already has a password") && !Catch::Contains("env-secret"));
+  CHECK_THROWS_WITH(
+      resolve_secret_url(broker_url_option(), sources, kDefaultBroker),
+      Catch::Contains("IMGPIPE_BROKER already has a password") && !Catch::Contains("env-secret"));
   sources.environment = "amqp://rabbit:5672/";
   CHECK_THROWS_WITH(resolve_secret_url(broker_url_option(), sources, kDefaultBroker),
                     Catch::Contains("needs a user name"));
