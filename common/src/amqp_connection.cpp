@@ -288,6 +288,9 @@ Connection::Connection(const BrokerAddress& address, const ConnectionOptions& op
 
   amqp_socket_t* socket = nullptr;  // owned by the connection state
   if (address.tls) {
+    // rabbitmq-c 0.11 initialises OpenSSL (amqp_set_initialize_ssl_library left at its default) and counts
+    // TLS sockets under its own mutex, so a worker's IO thread and another thread may each open one; OpenSSL
+    // 3 is thread-safe. A connection itself is only ever used by the one thread that owns it.
     socket = amqp_ssl_socket_new(s.get());
     if (socket == nullptr) throw BrokerError("connect to " + s.peer + " failed: cannot create a TLS socket");
     amqp_ssl_socket_set_verify_peer(socket, 1);
