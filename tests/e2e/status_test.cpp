@@ -109,8 +109,14 @@ TEST_CASE("imgpipe status shows the depth and consumers of each stage queue as t
   }
   REQUIRE(session.message_count(queues::dead) == 3);
 
-  const auto idle = status_when(
-      [](const nlohmann::json& answer) { return queue_entry(answer, queues::dead).value("depth", 0) == 3; });
+  // Also wait for the consumers of a cluster that the previous spec stopped a moment ago to disappear from
+  // the plugin's figures, which lag the broker by a sampling interval.
+  const auto idle = status_when([](const nlohmann::json& answer) {
+    return queue_entry(answer, queues::dead).value("depth", 0) == 3 &&
+           consumers_of(answer, queues::images) + consumers_of(answer, queues::pixels) +
+                   consumers_of(answer, queues::features) ==
+               0;
+  });
   REQUIRE(idle["queues"].size() == 4);
   CHECK(idle["queues"][0]["queue"] == queues::images);
   CHECK(idle["queues"][0]["stage"] == "preprocess");
