@@ -142,6 +142,28 @@ class Table {
   std::vector<amqp_table_entry_t> entries_;
 };
 
+// rabbitmq-c's TLS errors are terse ("SSL peer cert verification failed"): say what was checked against
+// what, and what usually causes it. A certificate that does not verify is a setup error, not an outage, so
+// it is BrokerRefused; a failed handshake stays BrokerUnreachable (a broker restarting mid-handshake).
+[[noreturn]] void throw_tls_failure(const BrokerAddress& address, const std::string& peer, int status) {
+  const std::string where = "TLS connection to " + peer + " failed: ";
+  const std::string verification = where + "certificate verification failed: the broker's certificate ";
+  switch (status) {
+    case AMQP_STATUS_SSL_PEER_VERIFY_FAILED:
+      throw BrokerRefused(verification + "is not signed by a CA in " + address.ca_file +
+                          " (or has expired); point cacertfile= at the CA that signed it");
+    case AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED:
+      throw BrokerRefused(verification + "does not name host '" + address.host +
+                          "'; connect with a host name that its subjectAltName lists");
+    case AMQP_STATUS_SSL_CONNECTION_FAILED:
+      throw BrokerUnreachable(where + "TLS handshake failed; is port " + std::to_string(address.port) +
+                              " the broker's TLS listener (usually 5671) and not its plain AMQP port?");
+    default:
+      if (is_connection_loss(status)) throw BrokerUnreachable(where + amqp_error_string2(status));
+      throw BrokerError(where + amqp_error_string2(status));
+  }
+}
+
 }  // namespace
 
 struct Connection::State {
@@ -266,11 +288,17 @@ Connection::Connection(const BrokerAddress& address, const ConnectionOptions& op
 
   amqp_socket_t* socket = nullptr;  // owned by the connection state
   if (address.tls) {
+    // rabbitmq-c 0.11 initialises OpenSSL (amqp_set_initialize_ssl_library left at its default) and counts
+    // TLS sockets under its own mutex, so a worker's IO thread and another thread may each open one; OpenSSL
+    // 3 is thread-safe. A connection itself is only ever used by the one thread that owns it.
     socket = amqp_ssl_socket_new(s.get());
     if (socket == nullptr) throw BrokerError("connect to " + s.peer + " failed: cannot create a TLS socket");
     amqp_ssl_socket_set_verify_peer(socket, 1);
     amqp_ssl_socket_set_verify_hostname(socket, 1);
-    s.check("load CA file " + address.ca_file, amqp_ssl_socket_set_cacert(socket, address.ca_file.c_str()));
+    if (amqp_ssl_socket_set_cacert(socket, address.ca_file.c_str()) != AMQP_STATUS_OK) {
+      throw BrokerRefused("connect to " + s.peer + " failed: cannot load CA file " + address.ca_file +
+                          " (cacertfile=): it is missing, unreadable or not PEM certificates");
+    }
   } else {
     socket = amqp_tcp_socket_new(s.get());
     if (socket == nullptr) throw BrokerError("connect to " + s.peer + " failed: cannot create a socket");
@@ -278,7 +306,10 @@ Connection::Connection(const BrokerAddress& address, const ConnectionOptions& op
 
   const timeval connect_timeout = to_timeval(options.connect_timeout);
   // rabbitmq-c reports a refused connection only as "a socket error occurred" (errno is not reliable here).
-  s.check("connect", amqp_socket_open_noblock(socket, address.host.c_str(), address.port, &connect_timeout));
+  // There is no fallback: a failed TLS connection is an error, never a retry over plain AMQP.
+  const int opened = amqp_socket_open_noblock(socket, address.host.c_str(), address.port, &connect_timeout);
+  if (address.tls && opened != AMQP_STATUS_OK) throw_tls_failure(address, s.peer, opened);
+  s.check("connect", opened);
   s.check("set handshake timeout", amqp_set_handshake_timeout(s.get(), &connect_timeout));
   const timeval rpc_timeout = to_timeval(options.rpc_timeout);
   s.check("set RPC timeout", amqp_set_rpc_timeout(s.get(), &rpc_timeout));

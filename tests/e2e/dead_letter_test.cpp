@@ -86,7 +86,7 @@ TEST_CASE("a poison image is dead-lettered after the delivery limit and gets its
   const auto result = run_tool(
       worker_binary("imgpipe"),
       submit_arguments({"--batch-size", "1", "--idle-timeout", "120", "--state-dir", out.path().string(),
-                        "-o", results_file.string(), inputs.dir.path().string()}));
+                        "-o", results_file.string(), inputs.dir.path().string()}), 600, broker_environment());
   INFO(result.err);
   CHECK(result.exit_code == 3);  // some images failed, each with its line
   const auto lines = lines_by_image(read_text_file(results_file));
@@ -227,7 +227,7 @@ TEST_CASE(
   const auto result =
       run_tool(worker_binary("imgpipe"),
                submit_arguments({"--idle-timeout", "120", "--state-dir", out.path().string(), "-o",
-                                 (out.path() / "r.jsonl").string(), inputs.dir.path().string()}));
+                                 (out.path() / "r.jsonl").string(), inputs.dir.path().string()}), 600, broker_environment());
   INFO(result.err);
   CHECK(result.exit_code == 3);
   const auto lines = lines_by_image(read_text_file(out.path() / "r.jsonl"));

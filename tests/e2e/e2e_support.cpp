@@ -57,9 +57,9 @@ InputFolder::InputFolder(std::size_t fashion_images_per_class) : dir("imgpipe-in
 }
 
 Cluster::Cluster(bool fused, const std::vector<std::string>& extra_flags,
-                 const std::map<std::string, std::vector<std::string>>& role_flags) {
-  std::vector<std::string> common = {"--broker",  broker_url(), "--models", models_dir().string(),
-                                     "--threads", "1"};
+                 const std::map<std::string, std::vector<std::string>>& role_flags,
+                 const Environment& environment) {
+  std::vector<std::string> common = {"--models", models_dir().string(), "--threads", "1"};
   common.insert(common.end(), extra_flags.begin(), extra_flags.end());
   auto start = [&](const std::string& role, std::vector<std::string> flags) {
     flags.insert(flags.begin(), common.begin(), common.end());
@@ -67,7 +67,8 @@ Cluster::Cluster(bool fused, const std::vector<std::string>& extra_flags,
       flags.insert(flags.end(), own->second.begin(), own->second.end());
     if (std::find(flags.begin(), flags.end(), "--metrics-port") == flags.end())
       flags.insert(flags.end(), {"--metrics-port", "0"});
-    workers_[role] = std::make_unique<ChildProcess>(worker_binary("imgpipe-" + role), flags, log_of(role));
+    workers_[role] =
+        std::make_unique<ChildProcess>(worker_binary("imgpipe-" + role), flags, log_of(role), environment);
   };
   if (fused) {
     start("feature", {"--with-preprocess"});

@@ -27,10 +27,12 @@ struct InputFolder {
 // One replica per stage (or the fused preprocess+feature node and classify), stopped on destruction.
 // `extra_flags` go to every worker, `role_flags` to the one of that role. Metrics are off (--metrics-port 0)
 // unless the flags name a port: every worker would otherwise want the default port of the same host.
+// The broker URL reaches the workers through `environment` (IMGPIPE_BROKER), never their command line.
 class Cluster {
  public:
   explicit Cluster(bool fused = false, const std::vector<std::string>& extra_flags = {},
-                   const std::map<std::string, std::vector<std::string>>& role_flags = {});
+                   const std::map<std::string, std::vector<std::string>>& role_flags = {},
+                   const Environment& environment = broker_environment());
   ChildProcess& worker(const std::string& role);
   std::filesystem::path log_of(const std::string& role) const;
 

@@ -14,8 +14,9 @@ namespace {
 
 RunResult submit(const InputFolder& inputs, const std::string& output) {
   return run_tool(worker_binary("imgpipe"),
-                  {"submit", "--broker", broker_url(), "--models", models_dir().string(), "--quiet",
-                   "--idle-timeout", "120", "-o", output, inputs.dir.path().string()});
+                  {"submit", "--models", models_dir().string(), "--quiet", "--idle-timeout", "120", "-o",
+                   output, inputs.dir.path().string()},
+                  600, broker_environment());
 }
 
 // One sample of the Prometheus text format: `name{label="value",...} number`.

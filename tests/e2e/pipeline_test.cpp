@@ -19,8 +19,9 @@ const std::filesystem::path tool() {
   return worker_binary("imgpipe");
 }
 
+// The broker URL (with its password) goes in the environment: broker_environment().
 std::vector<std::string> tool_flags() {
-  return {"--broker", broker_url(), "--models", models_dir().string()};
+  return {"--models", models_dir().string()};
 }
 
 RunResult submit(const InputFolder& inputs, const std::string& output) {
@@ -29,7 +30,7 @@ RunResult submit(const InputFolder& inputs, const std::string& output) {
   arguments.insert(arguments.end(), flags.begin(), flags.end());
   arguments.insert(arguments.end(),
                    {"--quiet", "--idle-timeout", "120", "-o", output, inputs.dir.path().string()});
-  return run_tool(tool(), arguments);
+  return run_tool(tool(), arguments, 600, broker_environment());
 }
 
 RunResult run_local(const InputFolder& inputs, const std::string& output) {
@@ -169,8 +170,7 @@ TEST_CASE("a malformed message is dead-lettered with its reason and the worker c
 TEST_CASE("imgpipe submit says the broker is unreachable and exits 1", "[e2e][cli]") {
   InputFolder inputs(1);
   const auto result = run_tool(
-      tool(),
-      {"submit", "--broker", "amqp://guest:guest@127.0.0.1:1/", "--quiet", inputs.dir.path().string()}, 300);
+      tool(), {"submit", "--broker", "amqp://127.0.0.1:1/", "--quiet", inputs.dir.path().string()}, 300);
   CHECK(result.exit_code == 1);
   CHECK_THAT(result.err, Catch::Contains("could not run") && Catch::Contains("127.0.0.1:1"));
 }
@@ -219,7 +219,7 @@ TEST_CASE("an interrupted imgpipe submit still writes one line per image and exi
   for (const auto& flag : tool_flags()) arguments.push_back(flag);
   arguments.insert(arguments.end(), {"-o", results_file.string(), inputs.dir.path().string()});
   // No workers run, so the job waits for results until the signal comes.
-  ChildProcess submit(tool(), arguments, out.path() / "submit.log");
+  ChildProcess submit(tool(), arguments, out.path() / "submit.log", broker_environment());
   // The child creates its log only after fork; wait for the file, then for the job to be published.
   auto job_started = [&] {
     const auto log_file = out.path() / "submit.log";

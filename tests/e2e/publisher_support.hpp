@@ -17,8 +17,8 @@
 namespace imgpipe::test {
 
 inline std::vector<std::string> submit_arguments(const std::vector<std::string>& extra) {
-  std::vector<std::string> arguments = {"submit", "--broker", broker_url(), "--models", models_dir().string(),
-                                        "--quiet"};
+  // The broker URL (with its password) goes in the environment: see broker_environment().
+  std::vector<std::string> arguments = {"submit", "--models", models_dir().string(), "--quiet"};
   arguments.insert(arguments.end(), extra.begin(), extra.end());
   return arguments;
 }
@@ -26,10 +26,9 @@ inline std::vector<std::string> submit_arguments(const std::vector<std::string>&
 // One worker of `role` with metrics off and one compute thread, stopped (SIGTERM) on destruction.
 inline std::unique_ptr<ChildProcess> start_worker(const std::string& role, const std::filesystem::path& log,
                                                   const std::vector<std::string>& extra = {}) {
-  std::vector<std::string> flags = {"--broker",  broker_url(), "--models",       models_dir().string(),
-                                    "--threads", "1",          "--metrics-port", "0"};
+  std::vector<std::string> flags = {"--models", models_dir().string(), "--threads", "1", "--metrics-port", "0"};
   flags.insert(flags.end(), extra.begin(), extra.end());
-  return std::make_unique<ChildProcess>(worker_binary("imgpipe-" + role), flags, log);
+  return std::make_unique<ChildProcess>(worker_binary("imgpipe-" + role), flags, log, broker_environment());
 }
 
 // The job id that `imgpipe submit` prints first ("job <id>: N images"), once it is in `log`.

@@ -88,7 +88,7 @@ TEST_CASE("a publisher killed while waiting for results is resumed without publi
   ChildProcess submit(worker_binary("imgpipe"),
                       submit_arguments({"--batch-size", "4", "--state-dir", state.path().string(), "-o",
                                         (state.path() / "first.jsonl").string(), inputs.dir.path().string()}),
-                      log_file);
+                      log_file, broker_environment());
   const std::string job_id = wait_for_job_id(log_file);
   // Killed once every image is published and the broken ones are answered (journaled).
   REQUIRE(wait_until([&] {
@@ -102,7 +102,7 @@ TEST_CASE("a publisher killed while waiting for results is resumed without publi
   const auto out = state.path() / "resumed.jsonl";
   const auto resumed = run_tool(worker_binary("imgpipe"),
                                 submit_arguments({"--resume", job_id, "--idle-timeout", "120", "--state-dir",
-                                                  state.path().string(), "-o", out.string()}));
+                                                  state.path().string(), "-o", out.string()}), 600, broker_environment());
   INFO(resumed.err);
   CHECK(resumed.exit_code == 3);
   CHECK_THAT(resumed.err, Catch::Contains(std::to_string(inputs.expected_error.size()) + " of " +
@@ -117,7 +117,7 @@ TEST_CASE("a publisher killed while waiting for results is resumed without publi
   // The job is done: its record and journal are gone, and resuming it again is refused.
   CHECK_FALSE(std::filesystem::exists(job_journal_file(state.path(), job_id)));
   const auto again = run_tool(worker_binary("imgpipe"),
-                              submit_arguments({"--resume", job_id, "--state-dir", state.path().string()}));
+                              submit_arguments({"--resume", job_id, "--state-dir", state.path().string()}), 600, broker_environment());
   CHECK(again.exit_code == 2);
   CHECK_THAT(again.err, Catch::Contains("already finished"));
 }
@@ -135,7 +135,7 @@ TEST_CASE("a publisher killed mid-submit is resumed: only unconfirmed images are
   ChildProcess submit(worker_binary("imgpipe"),
                       submit_arguments({"--batch-size", "1", "--test-publish-delay-ms", "40", "--state-dir",
                                         state.path().string(), inputs.dir.path().string()}),
-                      log_file);
+                      log_file, broker_environment());
   const std::string job_id = wait_for_job_id(log_file);
   std::size_t confirmed = 0;
   REQUIRE(wait_until([&] { return !JobJournal::replay(state.path(), job_id).published.empty(); }));
@@ -151,7 +151,7 @@ TEST_CASE("a publisher killed mid-submit is resumed: only unconfirmed images are
   const auto out = state.path() / "resumed.jsonl";
   const auto resumed = run_tool(worker_binary("imgpipe"),
                                 submit_arguments({"--resume", job_id, "--idle-timeout", "120", "--state-dir",
-                                                  state.path().string(), "-o", out.string()}));
+                                                  state.path().string(), "-o", out.string()}), 600, broker_environment());
   INFO(resumed.err);
   CHECK(resumed.exit_code == 3);
   CHECK_THAT(resumed.err, Catch::Contains(std::to_string(inputs.total() - confirmed) + " to publish"));
@@ -168,16 +168,16 @@ TEST_CASE("resuming an unknown job or one whose result queue is gone fails with 
   TempDir state("imgpipe-state");
   const auto unknown =
       run_tool(worker_binary("imgpipe"),
-               submit_arguments({"--resume", "0123456789abcdef", "--state-dir", state.path().string()}));
+               submit_arguments({"--resume", "0123456789abcdef", "--state-dir", state.path().string()}), 600, broker_environment());
   CHECK(unknown.exit_code == 2);
   CHECK_THAT(unknown.err, Catch::Contains("unknown job 0123456789abcdef"));
-  CHECK(run_tool(worker_binary("imgpipe"), submit_arguments({"--resume", "x", "some.jpg"})).exit_code == 2);
+  CHECK(run_tool(worker_binary("imgpipe"), submit_arguments({"--resume", "x", "some.jpg"}), 600, broker_environment()).exit_code == 2);
 
   InputFolder inputs(1);
   const auto log_file = state.path() / "submit.log";
   ChildProcess submit(worker_binary("imgpipe"),
                       submit_arguments({"--state-dir", state.path().string(), inputs.dir.path().string()}),
-                      log_file);
+                      log_file, broker_environment());
   const std::string job_id = wait_for_job_id(log_file);
   REQUIRE(wait_until(
       [&] { return JobJournal::replay(state.path(), job_id).published.size() == inputs.total(); }));
@@ -185,7 +185,7 @@ TEST_CASE("resuming an unknown job or one whose result queue is gone fails with 
   BrokerSession session(BrokerAddress::parse(broker_url()), {});
   session.delete_queue(queues::results_for(job_id));  // as x-expires would, a day later
   const auto gone = run_tool(worker_binary("imgpipe"),
-                             submit_arguments({"--resume", job_id, "--state-dir", state.path().string()}));
+                             submit_arguments({"--resume", job_id, "--state-dir", state.path().string()}), 600, broker_environment());
   CHECK(gone.exit_code == 1);
   CHECK_THAT(gone.err, Catch::Contains("result queue " + queues::results_for(job_id) + " is gone"));
   session.purge(queues::images);  // no workers ran: the job's batches are still there

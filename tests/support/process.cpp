@@ -17,10 +17,30 @@
 namespace imgpipe::test {
 namespace {
 
+// The test's environment with `overrides` applied, as NAME=VALUE strings. Built before fork: only
+// async-signal-safe calls may run in the child of a process that may have threads.
+std::vector<std::string> child_environment(const Environment& overrides) {
+  std::vector<std::string> entries;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    const std::string text(*entry);
+    if (!overrides.contains(text.substr(0, text.find('=')))) entries.push_back(text);
+  }
+  for (const auto& [name, value] : overrides) entries.push_back(name + "=" + value);
+  return entries;
+}
+
 pid_t spawn(const std::filesystem::path& executable, const std::vector<std::string>& arguments,
-            const std::filesystem::path& out_file, const std::filesystem::path& err_file) {
+            const std::filesystem::path& out_file, const std::filesystem::path& err_file,
+            const Environment& environment) {
   std::vector<std::string> argv_strings{executable.string()};
   argv_strings.insert(argv_strings.end(), arguments.begin(), arguments.end());
+  std::vector<std::string> env_strings = child_environment(environment);
+  std::vector<char*> argv;
+  for (auto& argument : argv_strings) argv.push_back(argument.data());
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (auto& entry : env_strings) envp.push_back(entry.data());
+  envp.push_back(nullptr);
   const pid_t pid = fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
@@ -31,10 +51,7 @@ pid_t spawn(const std::filesystem::path& executable, const std::vector<std::stri
     dup2(in, 0);
     dup2(out, 1);
     dup2(err, 2);
-    std::vector<char*> argv;
-    for (auto& argument : argv_strings) argv.push_back(argument.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
+    execve(argv[0], argv.data(), envp.data());
     _exit(127);
   }
   return pid;
@@ -54,8 +71,8 @@ int decode_status(int status) {
 }  // namespace
 
 ChildProcess::ChildProcess(const std::filesystem::path& executable, const std::vector<std::string>& arguments,
-                           const std::filesystem::path& log_file)
-    : pid_(spawn(executable, arguments, log_file, log_file)) {}
+                           const std::filesystem::path& log_file, const Environment& environment)
+    : pid_(spawn(executable, arguments, log_file, log_file, environment)) {}
 
 ChildProcess::~ChildProcess() {
   if (!reaped_) stop(30);
@@ -87,11 +104,11 @@ int ChildProcess::stop(int grace_seconds) {
 }
 
 RunResult run_tool(const std::filesystem::path& executable, const std::vector<std::string>& arguments,
-                   int timeout_seconds) {
+                   int timeout_seconds, const Environment& environment) {
   TempDir logs("imgpipe-run");
   const auto out_file = logs.path() / "out";
   const auto err_file = logs.path() / "err";
-  const pid_t pid = spawn(executable, arguments, out_file, err_file);
+  const pid_t pid = spawn(executable, arguments, out_file, err_file, environment);
   int status = 0;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_seconds);
   while (waitpid(pid, &status, WNOHANG) != pid) {

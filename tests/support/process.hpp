@@ -4,16 +4,21 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
 namespace imgpipe::test {
 
+// Variables set in a child's environment on top of the test's own: how tests hand a child its broker URL,
+// since a password on the command line is refused (and would be visible in /proc/PID/cmdline).
+using Environment = std::map<std::string, std::string>;
+
 // A running executable; SIGTERM and wait on destruction (SIGKILL after a grace period).
 class ChildProcess {
  public:
   ChildProcess(const std::filesystem::path& executable, const std::vector<std::string>& arguments,
-               const std::filesystem::path& log_file);
+               const std::filesystem::path& log_file, const Environment& environment = {});
   ~ChildProcess();
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;
@@ -37,7 +42,7 @@ struct RunResult {
 
 // Runs to completion and captures stdout and stderr (through files, so nothing can block).
 RunResult run_tool(const std::filesystem::path& executable, const std::vector<std::string>& arguments,
-                   int timeout_seconds = 600);
+                   int timeout_seconds = 600, const Environment& environment = {});
 
 std::filesystem::path worker_binary(const std::string& name);  // <build>/workers/<name>
 

@@ -73,6 +73,10 @@ std::string broker_url() {
   return required_env("IMGPIPE_TEST_BROKER");
 }
 
+std::map<std::string, std::string> broker_environment() {
+  return {{"IMGPIPE_BROKER", broker_url()}};
+}
+
 void broker_ctl(const std::string& verb) {
   const std::string command = required_env("IMGPIPE_TEST_BROKER_CTL") + " " + verb;
   const int status = std::system(command.c_str());

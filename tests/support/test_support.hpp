@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,9 @@ std::vector<std::uint8_t> read_file(const std::filesystem::path& file);
 void write_file(const std::filesystem::path& file, const std::vector<std::uint8_t>& bytes);
 // The URL of the throwaway broker that scripts/test started (IMGPIPE_TEST_BROKER); fails the test if unset.
 std::string broker_url();
+// {IMGPIPE_BROKER: broker_url()}, for a child's environment (see Environment in process.hpp): the test
+// broker's URL has a password, which the command line refuses.
+std::map<std::string, std::string> broker_environment();
 // Runs the broker control script (IMGPIPE_TEST_BROKER_CTL) with one verb: restart, stop, start, kill.
 void broker_ctl(const std::string& verb);
 

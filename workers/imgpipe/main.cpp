@@ -2,15 +2,23 @@
 // evaluates models. Parses flags only; the work is in imgpipe_common (commands.hpp).
 #include <CLI/CLI.hpp>
 
+#include <iostream>
+#include <map>
+
 #include "imgpipe/commands.hpp"
 #include "imgpipe/runtime.hpp"
+#include "imgpipe/secret_url_flags.hpp"
 
 namespace {
 
-void add_tool_flags(CLI::App& command, imgpipe::ToolOptions& tool) {
-  command.add_option("--broker", tool.broker, "Broker URL, amqp[s]://user:pass@host:port/vhost")
-      ->envname("IMGPIPE_BROKER")
-      ->capture_default_str();
+// Each subcommand has its own --broker flag; `broker_flags` keeps them apart so that the one parsed can be
+// resolved afterwards (where the password may come from, see secret_url_flags.hpp).
+void add_tool_flags(CLI::App& command, imgpipe::ToolOptions& tool,
+                    std::map<const CLI::App*, imgpipe::SecretUrlFlags>& broker_flags) {
+  auto& flags = broker_flags.try_emplace(&command, imgpipe::broker_url_option()).first->second;
+  imgpipe::add_secret_url_flags(
+      command, flags,
+      std::string("Broker URL, amqp[s]://user@host:port/vhost (default ") + imgpipe::kDefaultBroker + ")");
   command.add_option("--models", tool.models, "Model store folder")
       ->envname("IMGPIPE_MODELS")
       ->capture_default_str();
@@ -43,12 +51,12 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   imgpipe::ToolOptions tool;
   tool.stop = &stop.flag();
-  tool.broker = imgpipe::kDefaultBroker;
+  std::map<const CLI::App*, imgpipe::SecretUrlFlags> broker_flags;
   tool.models = imgpipe::default_model_dir();
 
   imgpipe::JobOptions submit_job;
   auto* submit = app.add_subcommand("submit", "Classify images through the worker cluster (RabbitMQ)");
-  add_tool_flags(*submit, tool);
+  add_tool_flags(*submit, tool, broker_flags);
   add_job_flags(*submit, submit_job, /*inputs_required=*/false);  // not with --resume
   submit
       ->add_option("--idle-timeout", submit_job.idle_timeout_seconds,
@@ -70,12 +78,11 @@ int main(int argc, char** argv) {
   imgpipe::StatusOptions status_options;
   auto* status =
       app.add_subcommand("status", "Queue depths, consumers and rates per stage; a job's progress");
-  add_tool_flags(*status, tool);
-  status
-      ->add_option("--management", status_options.management,
-                   "RabbitMQ management API, http://user:pass@host:port/ (default: the broker's host and "
-                   "credentials, port 15672)")
-      ->envname("IMGPIPE_MANAGEMENT");
+  add_tool_flags(*status, tool, broker_flags);
+  imgpipe::SecretUrlFlags management_flags{imgpipe::management_url_option()};
+  imgpipe::add_secret_url_flags(*status, management_flags,
+                                "RabbitMQ management API, http://user@host:port/ (default: the broker's host "
+                                "and credentials, port 15672)");
   status->add_option("--job", status_options.job, "Also show this job's progress (the id submit printed)");
   status
       ->add_option("--state-dir", status_options.state_dir,
@@ -85,13 +92,13 @@ int main(int argc, char** argv) {
 
   imgpipe::JobOptions run_job;
   auto* run = app.add_subcommand("run", "Classify images in this process, no broker (local mode)");
-  add_tool_flags(*run, tool);
+  add_tool_flags(*run, tool, broker_flags);
   add_job_flags(*run, run_job);
 
   imgpipe::TrainOptions train_options;
   auto* train =
       app.add_subcommand("train", "Train a linear SVM on a backbone's features of a labelled folder");
-  add_tool_flags(*train, tool);
+  add_tool_flags(*train, tool, broker_flags);
   train->add_option("--model", train_options.model, "Name of the new model")->required();
   train->add_option("--backbone", train_options.backbone, "Model store entry whose backbone to use")
       ->required();
@@ -106,7 +113,7 @@ int main(int argc, char** argv) {
   imgpipe::EvalOptions eval_options;
   auto* eval =
       app.add_subcommand("eval", "Classify a labelled folder; print accuracy and a confusion matrix");
-  add_tool_flags(*eval, tool);
+  add_tool_flags(*eval, tool, broker_flags);
   eval->add_option("--model", eval_options.model, "Model name in the store")->capture_default_str();
   eval->add_option("--mode", eval_options.mode, "local, or broker (through the worker cluster)")
       ->check(CLI::IsMember({"local", "broker"}))
@@ -119,7 +126,7 @@ int main(int argc, char** argv) {
   imgpipe::AddBackboneOptions backbone_options;
   auto* add_backbone =
       app.add_subcommand("add-backbone", "Put a TorchScript feature extractor into the store");
-  add_tool_flags(*add_backbone, tool);
+  add_tool_flags(*add_backbone, tool, broker_flags);
   add_backbone->add_option("--name", backbone_options.name, "Store entry name")->required();
   add_backbone->add_option("--width", backbone_options.width)->capture_default_str();
   add_backbone->add_option("--height", backbone_options.height)->capture_default_str();
@@ -141,7 +148,7 @@ int main(int argc, char** argv) {
       ->required();
 
   auto* models = app.add_subcommand("models", "List the models in the store");
-  add_tool_flags(*models, tool);
+  add_tool_flags(*models, tool, broker_flags);
 
   std::string export_dir;
   std::string fashion_data = "/usr/share/datasets/fashion-mnist";
@@ -155,6 +162,17 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& error) {
     const int code = app.exit(error);
     return code == 0 ? imgpipe::exit_code::ok : imgpipe::exit_code::usage;
+  }
+  try {
+    for (const auto* command : app.get_subcommands()) {
+      if (const auto flags = broker_flags.find(command); flags != broker_flags.end()) {
+        tool.broker = flags->second.resolve(imgpipe::kDefaultBroker);
+      }
+    }
+    if (*status) status_options.management = management_flags.resolve("");
+  } catch (const imgpipe::CredentialError& error) {
+    std::cerr << "imgpipe: " << error.what() << "\n";
+    return imgpipe::exit_code::usage;
   }
   if (*submit) return imgpipe::submit_command(tool, submit_job);
   if (*run) return imgpipe::run_command(tool, run_job);

@@ -3,17 +3,20 @@
 
 #include <CLI/CLI.hpp>
 
+#include <iostream>
 #include <string>
 
 #include "imgpipe/runtime.hpp"
+#include "imgpipe/secret_url_flags.hpp"
 
 namespace imgpipe {
 
-inline void add_worker_flags(CLI::App& app, WorkerConfig& config) {
+// --broker is resolved after parsing (broker_flags.resolve), where its password may come from.
+inline void add_worker_flags(CLI::App& app, WorkerConfig& config, SecretUrlFlags& broker_flags) {
   config.models = default_model_dir();
-  app.add_option("--broker", config.broker, "Broker URL, amqp[s]://user:pass@host:port/vhost")
-      ->envname("IMGPIPE_BROKER")
-      ->capture_default_str();
+  add_secret_url_flags(
+      app, broker_flags,
+      std::string("Broker URL, amqp[s]://user@host:port/vhost (default ") + kDefaultBroker + ")");
   app.add_option("--models", config.models, "Model store folder")
       ->envname("IMGPIPE_MODELS")
       ->capture_default_str();
@@ -77,7 +80,8 @@ inline int worker_main(int argc, char** argv, const char* role, const char* desc
   CLI::App app(description, std::string("imgpipe-") + role);
   WorkerConfig config;
   config.role = role;
-  add_worker_flags(app, config);
+  SecretUrlFlags broker_flags{broker_url_option()};
+  add_worker_flags(app, config, broker_flags);
   if (can_fuse_preprocess) {
     app.add_flag("--with-preprocess", config.with_preprocess,
                  "Also run the preprocess stage here, consuming encoded images directly (fused node)")
@@ -88,6 +92,12 @@ inline int worker_main(int argc, char** argv, const char* role, const char* desc
   } catch (const CLI::ParseError& error) {
     const int code = app.exit(error);
     return code == 0 ? 0 : 2;
+  }
+  try {
+    config.broker = broker_flags.resolve(kDefaultBroker);
+  } catch (const CredentialError& error) {
+    std::cerr << app.get_name() << ": " << error.what() << "\n";
+    return 2;
   }
   return run_stage_worker(config, stop.flag());
 }

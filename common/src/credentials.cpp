@@ -1,0 +1,92 @@
+// Resolving URLs that may carry a password: refuse it on the command line, take it from a file.
+#include "imgpipe/credentials.hpp"
+#include "percent_encoding.hpp"
+
+#include <fstream>
+#include <iterator>
+
+namespace imgpipe {
+namespace {
+
+// Where the userinfo of scheme://userinfo@host... sits, if there is one. The last '@' of the authority ends
+// it, as in BrokerAddress::parse, so a raw '@' inside a password is still counted as part of the password.
+struct Userinfo {
+  std::size_t begin = 0;
+  std::size_t end = 0;  // the '@'
+};
+
+std::optional<Userinfo> find_userinfo(std::string_view url) {
+  const auto scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos) return std::nullopt;
+  const std::size_t begin = scheme_end + 3;
+  const auto authority_end = url.find_first_of("/?#", begin);
+  const std::string_view authority = url.substr(
+      begin, authority_end == std::string_view::npos ? std::string_view::npos : authority_end - begin);
+  const auto at = authority.rfind('@');
+  if (at == std::string_view::npos) return std::nullopt;
+  return Userinfo{begin, begin + at};
+}
+
+std::string where_passwords_go(const SecretUrlOption& option) {
+  return "put the whole URL in the " + option.env +
+         " environment variable, or give the URL without the "
+         "password and the password alone in a file named by " +
+         option.password_flag + " or " + option.password_env +
+         " (a mounted Kubernetes Secret or Docker secret is such a file)";
+}
+
+}  // namespace
+
+bool url_has_password(std::string_view url) {
+  const auto userinfo = find_userinfo(url);
+  return userinfo &&
+         url.substr(userinfo->begin, userinfo->end - userinfo->begin).find(':') != std::string_view::npos;
+}
+
+std::string read_password_file(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw CredentialError("cannot read the password file " + file.string());
+  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (content.ends_with("\r\n")) {
+    content.resize(content.size() - 2);
+  } else if (content.ends_with('\n')) {
+    content.pop_back();
+  }
+  if (content.empty()) throw CredentialError("the password file " + file.string() + " is empty");
+  if (content.find_first_of("\r\n") != std::string::npos) {
+    throw CredentialError("the password file " + file.string() +
+                          " holds more than one line; it must hold the password alone");
+  }
+  return content;
+}
+
+std::string resolve_secret_url(const SecretUrlOption& option, const SecretUrlSources& sources,
+                               const std::string& fallback) {
+  if (sources.command_line && url_has_password(*sources.command_line)) {
+    throw CredentialError(option.flag +
+                          " must not carry a password: the command line is visible to every user of this "
+                          "machine (ps, /proc/PID/cmdline) and stays in shell history; " +
+                          where_passwords_go(option));
+  }
+  std::string url = sources.command_line  ? *sources.command_line
+                    : sources.environment ? *sources.environment
+                                          : fallback;
+  if (!sources.password_file) return url;
+
+  const std::string from = sources.command_line  ? option.flag
+                           : sources.environment ? option.env
+                                                 : "the default URL";
+  if (url_has_password(url)) {
+    throw CredentialError("the URL from " + from + " already has a password and " + option.password_flag +
+                          " (or " + option.password_env + ") gives another: give only one of them");
+  }
+  const auto userinfo = find_userinfo(url);
+  if (!userinfo) {
+    throw CredentialError("a password file (" + option.password_flag + " or " + option.password_env +
+                          ") needs a user name in the URL from " + from + ", as in scheme://USER@host:port/");
+  }
+  url.insert(userinfo->end, ":" + percent_encode(read_password_file(*sources.password_file)));
+  return url;
+}
+
+}  // namespace imgpipe
