@@ -1,5 +1,7 @@
 #include "imgpipe/job_state.hpp"
 
+#include "file_descriptor.hpp"
+
 #include "atomic_file.hpp"
 
 #include <fcntl.h>
@@ -27,26 +29,6 @@ std::string host_name() {
 std::filesystem::path state_file(const std::filesystem::path& state_dir, const std::string& job_id) {
   return state_dir / "jobs" / (job_id + ".json");
 }
-
-// Closes the descriptor whatever happens between open and the rename.
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : fd_(fd) {}
-  ~FileDescriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  int get() const { return fd_; }
-  int release() {
-    const int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-
- private:
-  int fd_;
-};
 
 [[noreturn]] void fail(const std::string& what, const std::filesystem::path& file) {
   throw std::runtime_error("cannot " + what + " " + file.string() + ": " + std::strerror(errno));
