@@ -36,7 +36,7 @@ JobSettings job_settings(const ToolOptions& tool, const std::string& model, int 
 // keeps its state file current. A state file that cannot be written costs a warning, never the job.
 void execute_on_broker(const ToolOptions& tool, const std::vector<JobInput>& inputs,
                        const JobSettings& settings, int idle_timeout_seconds, const std::string& state_dir,
-                       JobResults& results, const Logger& log) {
+                       int delivery_limit, JobResults& results, const Logger& log) {
   BrokerAddress address;
   try {
     address = BrokerAddress::parse(tool.broker);
@@ -47,6 +47,7 @@ void execute_on_broker(const ToolOptions& tool, const std::vector<JobInput>& inp
   broker_settings.job = settings;
   broker_settings.idle_timeout = std::chrono::seconds(idle_timeout_seconds);
   broker_settings.connection.client_name = "imgpipe-publisher";
+  broker_settings.connection.delivery_limit = delivery_limit;
   broker_settings.job_id = new_job_id();
   const std::string& job_id = broker_settings.job_id;
   std::cerr << "job " << job_id << ": " << inputs.size() << " images\n";
@@ -102,10 +103,10 @@ void execute_on_broker(const ToolOptions& tool, const std::vector<JobInput>& inp
 // Runs the job in the chosen mode and fills `results`; returns the elapsed seconds.
 double execute(const ToolOptions& tool, bool via_broker, const std::vector<JobInput>& inputs,
                const JobSettings& settings, int idle_timeout_seconds, const std::string& state_dir,
-               JobResults& results, const Logger& log) {
+               int delivery_limit, JobResults& results, const Logger& log) {
   const auto start = std::chrono::steady_clock::now();
   if (via_broker) {
-    execute_on_broker(tool, inputs, settings, idle_timeout_seconds, state_dir, results, log);
+    execute_on_broker(tool, inputs, settings, idle_timeout_seconds, state_dir, delivery_limit, results, log);
   } else {
     ComputeOptions compute{tool.threads, settings.batch_size > 0 ? static_cast<int>(settings.batch_size) : 32,
                            true};
@@ -138,8 +139,8 @@ int job_command(const ToolOptions& tool, const JobOptions& job, bool via_broker)
     JobResults results(inputs);
     double seconds = 0.0;
     try {
-      seconds =
-          execute(tool, via_broker, inputs, settings, job.idle_timeout_seconds, job.state_dir, results, log);
+      seconds = execute(tool, via_broker, inputs, settings, job.idle_timeout_seconds, job.state_dir,
+                        job.delivery_limit, results, log);
     } catch (const JobInterrupted& interrupted) {
       // Every input still gets its line: a result, or "no result (the job did not finish)".
       write_output(job.output, format, inputs, results, job.model);
@@ -186,8 +187,8 @@ int eval_command(const ToolOptions& tool, const EvalOptions& options) {
     const ModelConfig config = ModelStore(tool.models).load(options.model);
     const LabelledDataset dataset = load_labelled_folder(options.dataset);
     JobResults results(dataset.inputs);
-    const double seconds =
-        execute(tool, options.mode == "broker", dataset.inputs, settings, 600, "", results, log);
+    const double seconds = execute(tool, options.mode == "broker", dataset.inputs, settings, 600, "",
+                                   ConnectionOptions{}.delivery_limit, results, log);
     if (!options.output.empty())
       write_output(options.output, OutputFormat::jsonl, dataset.inputs, results, options.model);
 

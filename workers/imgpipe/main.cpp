@@ -58,6 +58,12 @@ int main(int argc, char** argv) {
                    "Where to keep jobs/<id>.json for `imgpipe status --job` (default "
                    "$XDG_STATE_HOME/imgpipe or ~/.local/state/imgpipe)")
       ->envname("IMGPIPE_STATE_DIR");
+  submit
+      ->add_option("--delivery-limit", submit_job.delivery_limit,
+                   "x-delivery-limit of the stage queues; the same as the workers' --delivery-limit")
+      ->envname("IMGPIPE_DELIVERY_LIMIT")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
 
   imgpipe::StatusOptions status_options;
   auto* status =

@@ -32,6 +32,9 @@ struct JobOptions {
   int batch_size = 32;
   int idle_timeout_seconds = 600;
   std::string state_dir;  // submit: where jobs/<id>.json goes; empty = the default (job_state.hpp)
+  // submit: x-delivery-limit of the stage queues it declares; must match the workers' (RabbitMQ refuses a
+  // queue re-declared with another limit).
+  int delivery_limit = 5;
 };
 
 int submit_command(const ToolOptions& tool, const JobOptions& job);

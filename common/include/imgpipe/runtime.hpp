@@ -47,6 +47,10 @@ struct WorkerConfig {
   int metrics_port = 9464;
   std::string metrics_address = "127.0.0.1";
   LogFormat log_format = LogFormat::text;
+  // Fault injection for tests/fault (hidden flags --fault-crash-before-ack, --fault-handler-delay-ms); 0 =
+  // off.
+  std::uint64_t fault_crash_before_ack = 0;
+  int fault_handler_delay_ms = 0;
 };
 
 // Runs one worker until SIGTERM/SIGINT; returns the process exit code.
