@@ -1,6 +1,17 @@
 // The fault-injection harness: real worker processes that a scenario kills and restarts, `imgpipe submit`
 // as a real child process, and the property every scenario must keep: for every submitted image exactly one
 // output line, nothing lost, every stage queue empty at the end, worker memory bounded.
+//
+// Each scenario prints one "FAULT-SUMMARY scenario=... runs=... images=... results=... duplicates=...
+// lost=..." line on stdout. Knobs (environment, all optional):
+//   IMGPIPE_FAULT_REPEAT                 runs of each scenario (1)
+//   IMGPIPE_FAULT_KILLS_PER_STAGE        scenario 1: kill -9 per stage in a run (20)
+//   IMGPIPE_FAULT_IMAGES_PER_CLASS       scenario 1: Fashion-MNIST images per class in a job (300: 3009
+//   images) IMGPIPE_FAULT_SEED                   scenario 1: replay a kill schedule (the seed each run
+//   prints) IMGPIPE_FAULT_CRASH_IMAGES_PER_CLASS scenario 2: images per class (60)
+//   IMGPIPE_FAULT_OUTAGE_IMAGES_PER_CLASS scenario 4: images per class (100)
+//   IMGPIPE_FAULT_OUTAGE_SECONDS         scenario 9: how long the broker is away (20; 60 for the full minute)
+//   IMGPIPE_FAULT_MAX_RSS_MB             bound on any worker's peak RSS (1024)
 #pragma once
 
 #include <sys/types.h>

@@ -35,8 +35,9 @@ TEST_CASE("soak: a stream of jobs with periodic worker kills keeps one line per 
   std::size_t minute = 0, minute_images = 0, minute_jobs = 0, minute_duplicates = 0;
   const auto report_minute = [&] {
     std::cout << "SOAK minute " << minute + 1 << ": " << minute_jobs << " jobs, " << minute_images
-              << " images, " << std::fixed << std::setprecision(1) << static_cast<double>(minute_images) / 60.0
-              << " img/s, " << minute_duplicates << " duplicates" << std::endl;
+              << " images, " << std::fixed << std::setprecision(1)
+              << static_cast<double>(minute_images) / 60.0 << " img/s, " << minute_duplicates << " duplicates"
+              << std::endl;
     minute_images = minute_jobs = minute_duplicates = 0;
     ++minute;
   };
@@ -45,7 +46,8 @@ TEST_CASE("soak: a stream of jobs with periodic worker kills keeps one line per 
     while (job.running()) {
       const auto now = Clock::now();
       if (now >= next_kill) {
-        const auto& victim = kStages[std::uniform_int_distribution<std::size_t>(0, kStages.size() - 1)(random)];
+        const auto& victim =
+            kStages[std::uniform_int_distribution<std::size_t>(0, kStages.size() - 1)(random)];
         workers.kill_hard(victim);
         workers.start(victim);
         ++tally.kills[victim];
@@ -71,8 +73,9 @@ TEST_CASE("soak: a stream of jobs with periodic worker kills keeps one line per 
   check_quiet_queues(queues, dead_before);
   for (const auto& role : kStages) {
     const auto& rss = workers.rss(role);
-    std::cout << "SOAK RSS " << role << ": start " << rss.warm_kib / 1024 << " MiB, end " << rss.last_kib / 1024
-              << " MiB, peak " << rss.peak_kib / 1024 << " MiB, restarts " << workers.restarts(role) << std::endl;
+    std::cout << "SOAK RSS " << role << ": start " << rss.warm_kib / 1024 << " MiB, end "
+              << rss.last_kib / 1024 << " MiB, peak " << rss.peak_kib / 1024 << " MiB, restarts "
+              << workers.restarts(role) << std::endl;
   }
   check_rss(workers, false);
   tally.print();
