@@ -163,12 +163,17 @@ std::string Workers::logs(const std::string& role) const {
 }
 
 void Workers::sample_rss(bool warm) {
-  for (auto& [role, process] : processes_) {
-    if (!process->running()) continue;
-    const auto rss = rss_kib(process->pid());
+  for (const auto& role : kStages) {
+    if (processes_.count(role) == 0 || !consuming(role)) continue;
+    const auto rss = rss_kib(process(role).pid());
     if (!rss) continue;
     auto& track = rss_[role];
+    if (track.incarnation != incarnations_[role]) {
+      track.incarnation = incarnations_[role];
+      track.warm_kib = 0;
+    }
     if (warm && track.warm_kib == 0) track.warm_kib = *rss;
+    if (warm && track.first_kib == 0) track.first_kib = *rss;
     track.last_kib = *rss;
     track.peak_kib = std::max(track.peak_kib, *rss);
   }
@@ -308,7 +313,10 @@ void check_rss(Workers& workers, bool long_lived) {
               << track.peak_kib << " KiB");
     CHECK(track.peak_kib > 0);
     CHECK(track.peak_kib <= limit_kib);
-    if (long_lived) CHECK(track.last_kib <= track.warm_kib + track.warm_kib / 4 + 64 * 1024);
+    if (long_lived) {
+      CHECK(track.warm_kib > 0);
+      CHECK(track.last_kib <= track.warm_kib + track.warm_kib / 4 + 64 * 1024);
+    }
   }
 }
 

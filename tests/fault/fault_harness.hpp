@@ -64,11 +64,14 @@ std::optional<std::uint64_t> rss_kib(pid_t pid);
 // CPU time (user + system) a process used so far, from /proc/PID/stat, in seconds.
 std::optional<double> cpu_seconds(pid_t pid);
 
-// RSS of one role across its incarnations: the first sample once warm, the last, and the peak.
+// RSS of one role, sampled only while a worker consumes its queue (a worker that is still starting has not
+// loaded its libraries and model yet). Growth is measured within one incarnation: a restart starts afresh.
 struct RssTrack {
-  std::uint64_t warm_kib = 0;
-  std::uint64_t last_kib = 0;
-  std::uint64_t peak_kib = 0;
+  std::uint64_t first_kib = 0;  // the first warm sample of the first incarnation
+  std::uint64_t warm_kib = 0;   // the first warm sample of the current incarnation
+  std::uint64_t last_kib = 0;   // the latest sample (current incarnation)
+  std::uint64_t peak_kib = 0;   // over all incarnations
+  int incarnation = 0;          // of warm_kib
 };
 
 // One replica per stage, each restartable; every incarnation logs to its own file.

@@ -3,8 +3,11 @@
 // tests/fault/soak. It prints throughput per minute, worker RSS at the start and the end, and the totals.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cstdlib>
 #include <iomanip>
 #include <iostream>
+#include <sstream>
 
 #include "fault_harness.hpp"
 
@@ -15,6 +18,17 @@ TEST_CASE("soak: a stream of jobs with periodic worker kills keeps one line per 
   using Clock = std::chrono::steady_clock;
   const auto duration = std::chrono::minutes(env_int("IMGPIPE_SOAK_MINUTES", 30));
   const auto kill_every = std::chrono::seconds(env_int("IMGPIPE_SOAK_KILL_SECONDS", 15));
+  // IMGPIPE_SOAK_KILL_ROLES, e.g. "preprocess,classify", leaves the others running the whole soak, so their
+  // RSS at the start and the end compare one process.
+  std::vector<std::string> victims;
+  {
+    const char* roles = std::getenv("IMGPIPE_SOAK_KILL_ROLES");
+    std::istringstream list(roles != nullptr && *roles != '\0' ? roles : "preprocess,feature,classify");
+    for (std::string role; std::getline(list, role, ',');) {
+      REQUIRE(std::find(kStages.begin(), kStages.end(), role) != kStages.end());
+      victims.push_back(role);
+    }
+  }
   InputFolder inputs(static_cast<std::size_t>(env_int("IMGPIPE_SOAK_IMAGES_PER_CLASS", 100)));
   // Far above what any message can meet: kills are spread over minutes and every incarnation does work.
   const int delivery_limit = 1000;
@@ -47,7 +61,7 @@ TEST_CASE("soak: a stream of jobs with periodic worker kills keeps one line per 
       const auto now = Clock::now();
       if (now >= next_kill) {
         const auto& victim =
-            kStages[std::uniform_int_distribution<std::size_t>(0, kStages.size() - 1)(random)];
+            victims[std::uniform_int_distribution<std::size_t>(0, victims.size() - 1)(random)];
         workers.kill_hard(victim);
         workers.start(victim);
         ++tally.kills[victim];
@@ -73,8 +87,9 @@ TEST_CASE("soak: a stream of jobs with periodic worker kills keeps one line per 
   check_quiet_queues(queues, dead_before);
   for (const auto& role : kStages) {
     const auto& rss = workers.rss(role);
-    std::cout << "SOAK RSS " << role << ": start " << rss.warm_kib / 1024 << " MiB, end "
-              << rss.last_kib / 1024 << " MiB, peak " << rss.peak_kib / 1024 << " MiB, restarts "
+    std::cout << "SOAK RSS " << role << ": start " << rss.first_kib / 1024 << " MiB, end "
+              << rss.last_kib / 1024 << " MiB (the last incarnation: " << rss.warm_kib / 1024
+              << " MiB when warm), peak " << rss.peak_kib / 1024 << " MiB, restarts "
               << workers.restarts(role) << std::endl;
   }
   check_rss(workers, false);
