@@ -51,6 +51,7 @@ void broker_fault_mid_job(const std::string& scenario, const std::vector<std::st
                        std::chrono::seconds(300)));
     REQUIRE(job.running());  // the fault lands mid-job
     workers.sample_rss(true);
+    const BrokerBack broker_back;
     for (const auto& verb : broker_verbs) broker_ctl(verb);
     const auto outcome = job.finish();
     check_job(inputs, outcome);
@@ -77,11 +78,11 @@ void broker_fault_mid_job(const std::string& scenario, const std::vector<std::st
 }
 }  // namespace
 
-TEST_CASE("fault 4a: a graceful broker restart mid-job loses nothing", "[fault][broker-restart]") {
+TEST_CASE("scenario 4a: a graceful broker restart mid-job loses nothing", "[fault][broker-restart]") {
   broker_fault_mid_job("4a: graceful broker restart mid-job", {"restart"});
 }
 
-TEST_CASE("fault 4b: a broker killed with kill -9 mid-job and started again loses nothing",
+TEST_CASE("scenario 4b: a broker killed with kill -9 mid-job and started again loses nothing",
           "[fault][broker-restart]") {
   broker_fault_mid_job("4b: broker kill -9 mid-job, then start", {"kill", "start"});
 }
@@ -110,13 +111,14 @@ std::vector<long> retry_delays_ms(const std::string& log) {
 }
 }  // namespace
 
-TEST_CASE("fault 9: workers started before the broker retry with capped backoff, then run the job",
+TEST_CASE("scenario 9: workers started before the broker retry with capped backoff, then run the job",
           "[fault][broker-outage]") {
   // CI default 20 s; IMGPIPE_FAULT_OUTAGE_SECONDS=60 for the full minute.
   const int outage_seconds = env_int("IMGPIPE_FAULT_OUTAGE_SECONDS", 20);
   InputFolder inputs(30);
   Tally tally{"9: workers started before the broker, broker away " + std::to_string(outage_seconds) + " s"};
   for (int run = 0; run < repeat_count(); ++run) {
+    const BrokerBack broker_back;
     broker_ctl("stop");  // the node and its data are gone: the workers find nothing at all
     const auto started = Clock::now();
     Workers workers(worker_flags(5));

@@ -76,6 +76,13 @@ std::uint32_t StageQueues::dead_letters() const {
   return broker.message_count(queues::dead);
 }
 
+BrokerBack::~BrokerBack() {
+  const char* control = std::getenv("IMGPIPE_TEST_BROKER_CTL");
+  if (control == nullptr || *control == '\0') return;
+  const std::string command = std::string(control) + " start";
+  if (std::system(command.c_str()) != 0) std::cerr << "could not start the broker again: " << command << '\n';
+}
+
 std::optional<std::uint64_t> rss_kib(pid_t pid) {
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
   std::string line;

@@ -59,6 +59,16 @@ class StageQueues {
   int delivery_limit_;
 };
 
+// Starts the broker again (IMGPIPE_TEST_BROKER_CTL start, a no-op when it runs) when a scenario that took
+// it down ends, however it ends, so the specs after it find their broker.
+class BrokerBack {
+ public:
+  BrokerBack() = default;
+  ~BrokerBack();
+  BrokerBack(const BrokerBack&) = delete;
+  BrokerBack& operator=(const BrokerBack&) = delete;
+};
+
 // Resident memory of a process (VmRSS of /proc/PID/status), in KiB; nullopt once it is gone.
 std::optional<std::uint64_t> rss_kib(pid_t pid);
 // CPU time (user + system) a process used so far, from /proc/PID/stat, in seconds.

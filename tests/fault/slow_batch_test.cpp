@@ -8,7 +8,8 @@
 using namespace imgpipe::test;
 using namespace imgpipe::test::fault;
 
-TEST_CASE("fault 5: batches three times longer than the heartbeat interval drop no connection", "[fault]") {
+TEST_CASE("scenario 5: batches three times longer than the heartbeat interval drop no connection",
+          "[fault]") {
   InputFolder inputs(10);  // 109 images: four publisher batches of 32
   const int delivery_limit = 5;
   const int heartbeat_seconds = 1;

@@ -19,8 +19,9 @@ unsigned kill_seed() {
 }
 }  // namespace
 
-TEST_CASE("fault 1: workers of every stage killed with kill -9 at random moments and restarted lose nothing",
-          "[fault]") {
+TEST_CASE(
+    "scenario 1: workers of every stage killed with kill -9 at random moments and restarted lose nothing",
+    "[fault]") {
   const int kills_per_stage = env_int("IMGPIPE_FAULT_KILLS_PER_STAGE", 20);
   // A job of thousands of images: 300 Fashion-MNIST images per class, plus photos and broken files.
   InputFolder inputs(static_cast<std::size_t>(env_int("IMGPIPE_FAULT_IMAGES_PER_CLASS", 300)));
@@ -91,7 +92,7 @@ TEST_CASE("fault 1: workers of every stage killed with kill -9 at random moments
 }
 
 TEST_CASE(
-    "fault 2: a worker killed after its outputs were confirmed but before its ack causes duplicates, "
+    "scenario 2: a worker killed after its outputs were confirmed but before its ack causes duplicates, "
     "de-duplicated",
     "[fault]") {
   InputFolder inputs(static_cast<std::size_t>(env_int("IMGPIPE_FAULT_CRASH_IMAGES_PER_CLASS", 60)));
