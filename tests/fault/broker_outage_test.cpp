@@ -36,9 +36,8 @@ void broker_fault_mid_job(const std::string& scenario, const std::vector<std::st
   for (int run = 0; run < repeat_count(); ++run) {
     StageQueues queues(delivery_limit);
     const auto dead_before = queues.dead_letters();
-    // A slow classify stage (40 ms a message of 8 images) keeps the job running while the broker is away.
-    Workers workers(worker_flags(delivery_limit, {"--prefetch", "2"}),
-                    {{"classify", {"--fault-handler-delay-ms", "40"}}});
+    // Every stage slowed down (40 ms a message of 8 images), so each one has work when the broker goes.
+    Workers workers(worker_flags(delivery_limit, {"--prefetch", "2", "--fault-handler-delay-ms", "40"}));
     workers.start_all();
     REQUIRE(wait_until(
         [&] {
@@ -62,13 +61,20 @@ void broker_fault_mid_job(const std::string& scenario, const std::vector<std::st
       CHECK(workers.process(role).running());  // survived: reconnected instead of dying
       CHECK_THAT(log, Catch::Contains("reconnecting in"));
     }
+    // A stage that had no work left may still be waiting out its backoff (30 s at most) when the job ends;
+    // every worker connects and consumes again.
+    const auto reconnected = [&](const std::string& role) {
+      return count_of(workers.logs(role), "consuming imgpipe.") >= 2;
+    };
+    wait_until([&] { return std::all_of(kStages.begin(), kStages.end(), reconnected); },
+               std::chrono::seconds(90));
     workers.sample_rss(false);
     const auto stopped = settle_then_stop(workers, queues);
     for (const auto& [role, status] : stopped) {
       const std::string log = workers.logs(role);
       INFO(role << " log:\n" << log);
       CHECK(status == 0);
-      CHECK(count_of(log, "consuming imgpipe.") >= 2);  // connected again after the fault
+      CHECK(reconnected(role));
     }
     check_quiet_queues(queues, dead_before);
     check_rss(workers, true);

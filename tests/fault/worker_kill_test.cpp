@@ -152,3 +152,10 @@ TEST_CASE(
   tally.note = "crash before ack of delivery 17/23/29 in preprocess/feature/classify, every incarnation";
   tally.print();
 }
+
+TEST_CASE("the fault-injection flags are hidden from a worker's help and refused out of range", "[fault]") {
+  const auto help = run_tool(worker_binary("imgpipe-feature"), {"--help"});
+  CHECK(help.exit_code == 0);
+  CHECK_THAT(help.out, Catch::Contains("--delivery-limit") && !Catch::Contains("fault"));
+  CHECK(run_tool(worker_binary("imgpipe-feature"), {"--fault-handler-delay-ms", "-1"}).exit_code == 2);
+}

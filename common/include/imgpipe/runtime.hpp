@@ -47,8 +47,8 @@ struct WorkerConfig {
   int metrics_port = 9464;
   std::string metrics_address = "127.0.0.1";
   LogFormat log_format = LogFormat::text;
-  // Fault injection for tests/fault (hidden flags --fault-crash-before-ack, --fault-handler-delay-ms); 0 =
-  // off.
+  // Fault injection for tests/fault, 0 = off (the hidden flags --fault-crash-before-ack and
+  // --fault-handler-delay-ms).
   std::uint64_t fault_crash_before_ack = 0;
   int fault_handler_delay_ms = 0;
 };
