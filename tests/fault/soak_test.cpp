@@ -47,11 +47,11 @@ TEST_CASE("soak: a stream of jobs with periodic worker kills keeps one line per 
   auto next_kill = start + kill_every;
   auto next_sample = start;
   std::size_t minute = 0, minute_images = 0, minute_jobs = 0, minute_duplicates = 0;
-  const auto report_minute = [&] {
+  const auto report_minute = [&](double seconds) {
     std::cout << "SOAK minute " << minute + 1 << ": " << minute_jobs << " jobs, " << minute_images
               << " images, " << std::fixed << std::setprecision(1)
-              << static_cast<double>(minute_images) / 60.0 << " img/s, " << minute_duplicates << " duplicates"
-              << std::endl;
+              << static_cast<double>(minute_images) / seconds << " img/s, " << minute_duplicates
+              << " duplicates" << (seconds < 60.0 ? " (a part minute)" : "") << std::endl;
     minute_images = minute_jobs = minute_duplicates = 0;
     ++minute;
   };
@@ -79,7 +79,10 @@ TEST_CASE("soak: a stream of jobs with periodic worker kills keeps one line per 
     minute_images += outcome.results;
     minute_duplicates += outcome.duplicates;
     ++minute_jobs;
-    while (Clock::now() - start >= std::chrono::minutes(minute + 1)) report_minute();
+    while (Clock::now() - start >= std::chrono::minutes(minute + 1)) report_minute(60.0);
+  }
+  if (minute_jobs > 0) {
+    report_minute(std::chrono::duration<double>(Clock::now() - start - std::chrono::minutes(minute)).count());
   }
   workers.sample_rss(true);
   const auto stopped = settle_then_stop(workers, queues);
