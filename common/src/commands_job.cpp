@@ -44,9 +44,12 @@ BrokerAddress parse_broker(const ToolOptions& tool) {
   }
 }
 
-ConnectionOptions publisher_connection() {
+// The stage queues' delivery limit is part of their declaration: it must be the workers' (see
+// JobOptions::delivery_limit).
+ConnectionOptions publisher_connection(int delivery_limit) {
   ConnectionOptions options;
   options.client_name = "imgpipe-publisher";
+  options.delivery_limit = delivery_limit;
   return options;
 }
 
@@ -54,16 +57,16 @@ ConnectionOptions publisher_connection() {
 // ID` while it runs. A state file that cannot be written costs a warning, never the job. `journal` (may be
 // null) records progress for --resume; the job's record and journal are removed once it finished.
 void run_on_broker(const ToolOptions& tool, const std::vector<JobInput>& to_publish,
-                   const JobSettings& settings, const std::string& job_id, int idle_timeout_seconds,
-                   const std::filesystem::path& dir, JobJournal* journal, int publish_delay_ms,
-                   JobResults& results, const Logger& log) {
+                   const JobSettings& settings, const std::string& job_id, const JobOptions& options,
+                   const std::filesystem::path& dir, JobJournal* journal, JobResults& results,
+                   const Logger& log) {
   BrokerJobSettings broker_settings;
   broker_settings.job = settings;
-  broker_settings.idle_timeout = std::chrono::seconds(idle_timeout_seconds);
-  broker_settings.connection = publisher_connection();
+  broker_settings.idle_timeout = std::chrono::seconds(options.idle_timeout_seconds);
+  broker_settings.connection = publisher_connection(options.delivery_limit);
   broker_settings.job_id = job_id;
   broker_settings.journal = journal;
-  broker_settings.publish_delay = std::chrono::milliseconds(publish_delay_ms);
+  broker_settings.publish_delay = std::chrono::milliseconds(options.publish_delay_ms);
 
   std::optional<JobStateFile> state;
   const auto stop_keeping_state = [&](const std::exception& error) {
@@ -133,8 +136,7 @@ void execute_on_broker(const ToolOptions& tool, const std::vector<JobInput>& inp
       log.warn(std::string("job " + job_id + " cannot be resumed if this process dies: ") + error.what());
     }
   }
-  run_on_broker(tool, inputs, settings, job_id, options.idle_timeout_seconds, dir,
-                journal ? &*journal : nullptr, options.publish_delay_ms, results, log);
+  run_on_broker(tool, inputs, settings, job_id, options, dir, journal ? &*journal : nullptr, results, log);
 }
 
 // Runs the job in the chosen mode and fills `results`; returns the elapsed seconds.
@@ -279,7 +281,7 @@ PreparedJob prepare_resumed_job(const ToolOptions& tool, const JobOptions& job, 
   if (awaited > 0) {
     // Declaring the queue again would create it empty and wait for results nobody will send.
     try {
-      BrokerSession(address, publisher_connection()).message_count(queue);
+      BrokerSession(address, publisher_connection(job.delivery_limit)).message_count(queue);
     } catch (const BrokerRefused& error) {
       throw BrokerError("job " + job_id + " cannot be resumed: its result queue " + queue +
                         " is gone (result queues expire 24 h after their last consumer left, or it was "
@@ -299,8 +301,7 @@ PreparedJob prepare_resumed_job(const ToolOptions& tool, const JobOptions& job, 
   prepared.run = [&tool, &job, settings, dir, job_id, to_publish](JobResults& results) {
     Logger run_log("imgpipe");
     JobJournal journal(dir, job_id);
-    run_on_broker(tool, to_publish, settings, job_id, job.idle_timeout_seconds, dir, &journal,
-                  job.publish_delay_ms, results, run_log);
+    run_on_broker(tool, to_publish, settings, job_id, job, dir, &journal, results, run_log);
   };
   return prepared;
 }

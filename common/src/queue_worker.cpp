@@ -8,12 +8,14 @@
 #include "topology.hpp"
 
 #include <poll.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <deque>
 #include <map>
 #include <system_error>
+#include <thread>
 
 namespace imgpipe {
 
@@ -27,6 +29,7 @@ struct WorkerCounters {
   std::atomic<std::uint64_t> handled{0};
   std::atomic<std::uint64_t> published{0};
   std::atomic<std::uint64_t> reconnects{0};
+  std::uint64_t confirmed_deliveries = 0;  // IO thread only: deliveries whose outputs were all confirmed
 };
 
 void emit(const LogFn& log, std::string_view level, const std::string& line) {
@@ -175,6 +178,16 @@ class WorkerSession {
     ++counters_.handled;
   }
 
+  // The fault the tests inject between "outputs confirmed" and "input acked" (FaultInjection).
+  void crash_if_injected() {
+    const auto crash_at = options_.fault.crash_before_ack;
+    if (crash_at == 0 || ++counters_.confirmed_deliveries != crash_at) return;
+    emit(log_, "warn",
+         "fault injection: killing this process after the outputs of delivery " + std::to_string(crash_at) +
+             " were confirmed, before acking it");
+    ::raise(SIGKILL);
+  }
+
   void settle(const amqp::Confirm& confirm) {
     const auto first = confirm.multiple ? unconfirmed_.begin() : unconfirmed_.find(confirm.sequence);
     const auto last = confirm.multiple ? unconfirmed_.upper_bound(confirm.sequence)
@@ -192,6 +205,7 @@ class WorkerSession {
         ++counters_.published;
         if (--waiting->second == 0) {
           awaiting_.erase(waiting);
+          crash_if_injected();
           acknowledge(publish.delivery_tag);
         }
       } else if (publish.attempts < max_publish_attempts) {
@@ -247,7 +261,16 @@ QueueWorker::~QueueWorker() = default;
 void QueueWorker::run(const std::atomic<bool>& stop) {
   Impl& w = *impl_;
   EventFd wake;
-  ComputeSlot compute(w.handler, wake);
+  // A slow batch on purpose (FaultInjection::handler_delay), in the compute thread like a slow model.
+  const DeliveryHandler handler =
+      w.options.fault.handler_delay <= 0ms
+          ? w.handler
+          : DeliveryHandler(
+                [inner = w.handler, delay = w.options.fault.handler_delay](const IncomingMessage& message) {
+                  std::this_thread::sleep_for(delay);
+                  return inner(message);
+                });
+  ComputeSlot compute(handler, wake);
   Backoff backoff(250ms, w.options.max_backoff);
   std::uint64_t epoch = 0;
   bool connected_before = false;

@@ -127,6 +127,13 @@ int run_stage_worker(const WorkerConfig& config, const std::atomic<bool>& stop) 
   options.connection.delivery_limit = config.delivery_limit;
   options.connection.client_name = "imgpipe-" + config.role;
   options.on_held_changed = [metrics](std::size_t held) { metrics->deliveries_in_flight(held); };
+  options.fault.crash_before_ack = config.fault_crash_before_ack;
+  options.fault.handler_delay = std::chrono::milliseconds(config.fault_handler_delay_ms);
+  if (config.fault_crash_before_ack != 0 || config.fault_handler_delay_ms != 0) {
+    log.warn("fault injection is on (crash before ack of delivery " +
+             std::to_string(config.fault_crash_before_ack) + ", handler delay " +
+             std::to_string(config.fault_handler_delay_ms) + " ms): for tests only");
+  }
   const std::string endpoint = metrics->endpoint();
   log.info("starting " + stages + " on " + options.queue + " via " + address.redacted() + ", models " +
            store.root().string() + ", batch " + std::to_string(config.batch_size) + ", prefetch " +

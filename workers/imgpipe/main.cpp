@@ -74,6 +74,12 @@ int main(int argc, char** argv) {
   submit->add_option("--test-publish-delay-ms", submit_job.publish_delay_ms)
       ->check(CLI::Range(0, 60000))
       ->group("");
+  submit
+      ->add_option("--delivery-limit", submit_job.delivery_limit,
+                   "x-delivery-limit of the stage queues; the same as the workers' --delivery-limit")
+      ->envname("IMGPIPE_DELIVERY_LIMIT")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
 
   imgpipe::StatusOptions status_options;
   auto* status =

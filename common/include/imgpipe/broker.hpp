@@ -109,6 +109,18 @@ struct IncomingMessage {
 // Logger used by the transport for connection events (connect, drop, retry). Must be thread-safe.
 using LogFn = std::function<void(std::string_view level, std::string_view line)>;
 
+// Fault injection for the fault-tolerance tests (tests/fault). Both are off (zero) by default and are never
+// set by a deployment: they make a worker fail on purpose, at a moment no signal from outside can hit.
+struct FaultInjection {
+  // Kill the process (SIGKILL) once the outputs of its Nth delivery that had outputs are all confirmed by the
+  // broker and before that delivery is acked: the broker redelivers an input whose outputs already exist,
+  // which is the case that makes duplicates downstream. 0 = never.
+  std::uint64_t crash_before_ack = 0;
+  // Sleep this long in the compute thread before each handler call: a batch slower than the heartbeat
+  // interval, without needing a big model. 0 = never.
+  std::chrono::milliseconds handler_delay{0};
+};
+
 struct WorkerOptions {
   // The stage queue to consume. For imgpipe.images/pixels/features the worker declares the whole pipeline
   // topology; any other name is declared alone as a stage queue (quorum, delivery limit, dead-lettering).
@@ -120,6 +132,7 @@ struct WorkerOptions {
   // Called on the IO thread with the number of deliveries held (received, not yet acked or rejected)
   // whenever it changes; 0 after a connection is lost, since the broker takes them back. For metrics.
   std::function<void(std::size_t held)> on_held_changed;
+  FaultInjection fault;
 };
 
 // What the handler wants done with one delivery: publish these, then ack the delivery once every one of

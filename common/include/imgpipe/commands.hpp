@@ -34,6 +34,9 @@ struct JobOptions {
   std::string state_dir;     // submit: where jobs/<id>.json goes; empty = the default (job_state.hpp)
   std::string resume;        // submit: finish this job instead of starting one (inputs must be empty)
   int publish_delay_ms = 0;  // submit, test knob: pause after each published batch
+  // submit: x-delivery-limit of the stage queues it declares; must match the workers' (RabbitMQ refuses a
+  // queue re-declared with another limit).
+  int delivery_limit = 5;
 };
 
 int submit_command(const ToolOptions& tool, const JobOptions& job);

@@ -53,6 +53,10 @@ struct WorkerConfig {
   // Test hook: a delivery whose body contains this text makes the handler throw, as a stage bug would,
   // so a test can follow a poison message through the delivery limit to its error lines. Empty: off.
   std::string test_fail_marker;
+  // Fault injection for tests/fault, 0 = off (the hidden flags --fault-crash-before-ack and
+  // --fault-handler-delay-ms).
+  std::uint64_t fault_crash_before_ack = 0;
+  int fault_handler_delay_ms = 0;
 };
 
 // Runs one worker until SIGTERM/SIGINT; returns the process exit code.

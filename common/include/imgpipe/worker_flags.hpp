@@ -71,6 +71,17 @@ inline void add_worker_flags(CLI::App& app, WorkerConfig& config, SecretUrlFlags
       ->check(CLI::IsMember({"text", "json"}))
       ->default_str("text");
   app.add_flag("-v,--verbose", config.verbose, "Log debug lines");
+  // Fault injection for tests/fault, hidden from --help (an empty group): a deployment has no use for them.
+  app.add_option(
+         "--fault-crash-before-ack", config.fault_crash_before_ack,
+         "Test only: SIGKILL itself after the outputs of the Nth delivery are confirmed, before its ack")
+      ->envname("IMGPIPE_FAULT_CRASH_BEFORE_ACK")
+      ->group("");
+  app.add_option("--fault-handler-delay-ms", config.fault_handler_delay_ms,
+                 "Test only: sleep this long before handling each delivery (a slow batch)")
+      ->envname("IMGPIPE_FAULT_HANDLER_DELAY_MS")
+      ->check(CLI::Range(0, 3600000))
+      ->group("");
 }
 
 // Parses, runs the worker, and maps CLI11's outcome to our exit codes (2 = usage error).
