@@ -66,6 +66,7 @@ std::uint64_t queue_depth(const ManagementClient& api, const std::string& queue)
 }
 
 bool blocked(const std::string& connection_name) {
+  const auto states = connection_states();
   const auto [first, last] = states.equal_range(connection_name);
   for (auto it = first; it != last; ++it)
     if (it->second == "blocked") return true;
