@@ -115,6 +115,9 @@ void run_jobs_through_alarm(const std::string& alarm, const std::string& held,
   const std::uint64_t dead_before = queue_depth(api, "imgpipe.dead");  // earlier specs may leave some
   TempDir out;
 
+  // The management API's figures lag a second or more: first see the queue empty, so that a depth seen
+  // below is this job's and not what an earlier spec left in the figures.
+  wait_for(held_input + " empty", [&] { return queue_depth(api, held_input) == 0; });
   const pid_t held_pid = cluster.worker(held).pid();
   REQUIRE(::kill(held_pid, SIGSTOP) == 0);
   ChildProcess first(worker_binary("imgpipe"), submit_arguments(first_inputs, out, "first"),
