@@ -51,6 +51,9 @@ struct JobChannel::Impl {
   std::map<std::uint64_t, Pending> unconfirmed;  // publish sequence on the current connection -> message
   std::deque<IncomingMessage> results;           // delivered, not yet returned by next_result
   std::optional<std::string> publish_failure;    // a message the broker nacked too often
+  // Under a memory or disk alarm (connection.blocked) the broker is reachable and merely withholding
+  // confirms: the confirm deadlines restart while it lasts, however long, instead of failing the job.
+  bool blocked = false;
 
   void emit(std::string_view level, const std::string& line) const {
     if (log) log(level, line);
@@ -110,6 +113,7 @@ struct JobChannel::Impl {
   // The results we held were never acked: the broker redelivers them on the next connection.
   void drop_connection() {
     connection.reset();
+    blocked = false;  // a new connection starts unblocked; the broker tells it again if the alarm persists
     results.clear();
     consumer_tag.clear();
   }
@@ -141,6 +145,13 @@ struct JobChannel::Impl {
     } else if (const auto* returned = std::get_if<amqp::Returned>(&*event)) {
       emit("warn", "broker returned a message for " + returned->routing_key + ": " +
                        std::to_string(returned->reply_code) + " " + returned->reply_text);
+    } else if (const auto* alarm = std::get_if<amqp::Blocked>(&*event)) {
+      blocked = true;
+      emit("warn", "the broker blocked publishing for job " + job_id + " (" + alarm->reason +
+                       "); waiting for it to clear");
+    } else if (std::holds_alternative<amqp::Unblocked>(*event)) {
+      blocked = false;
+      emit("info", "the broker unblocked publishing for job " + job_id);
     } else {
       throw BrokerUnreachable("the broker cancelled the consumer of " + result_queue);
     }
@@ -199,8 +210,9 @@ void JobChannel::publish(OutgoingMessage message, int confirm_window) {
     // Settle whatever confirms already arrived, so the window rarely fills.
     while (j.pump(0ms)) {
     }
-    const auto give_up_at = Clock::now() + j.options.give_up_after;
+    auto give_up_at = Clock::now() + j.options.give_up_after;
     while (j.unconfirmed.size() >= window) {
+      if (j.blocked) give_up_at = Clock::now() + j.options.give_up_after;
       if (Clock::now() >= give_up_at) {
         throw BrokerError("job " + j.job_id + ": no publisher confirms from " + j.address.redacted() +
                           " for " + std::to_string(j.options.give_up_after.count()) + " s");
@@ -215,9 +227,10 @@ void JobChannel::publish(OutgoingMessage message, int confirm_window) {
 
 void JobChannel::wait_confirms(std::chrono::milliseconds timeout) {
   Impl& j = *impl_;
-  const auto deadline = Clock::now() + timeout;
+  auto deadline = Clock::now() + timeout;
   j.with_reconnect([&] {
     while (!j.unconfirmed.empty()) {
+      if (j.blocked) deadline = Clock::now() + timeout;
       if (Clock::now() >= deadline) {
         throw BrokerError("job " + j.job_id + ": " + std::to_string(j.unconfirmed.size()) +
                           " publishes still unconfirmed after " + std::to_string(timeout.count()) + " ms");

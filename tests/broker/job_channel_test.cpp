@@ -132,3 +132,48 @@ TEST_CASE("broker failures name the operation and the reason", "[broker][errors]
     CHECK(std::chrono::steady_clock::now() - started < 5s);
   }
 }
+
+// Scenario 6 of issue 4: under a memory alarm the broker keeps the connection but stops reading publishes,
+// so no confirm comes. That is the broker's choice, not a failure: the publisher hears connection.blocked
+// and waits, however much longer than give_up_after the alarm lasts, and finishes once it clears.
+TEST_CASE("a publisher waits out a broker alarm longer than give_up_after and finishes once it clears",
+          "[broker][job][alarm]") {
+  struct ClearAlarmAtExit {
+    ~ClearAlarmAtExit() {
+      try {
+        broker_ctl("alarm-clear");
+      } catch (...) {
+      }
+    }
+  } clear_at_exit;
+  auto options = test_options();
+  options.give_up_after = 2s;
+  const std::string job = unique_name("job");
+  LogCapture log;
+  JobChannel channel(test_address(), options, job, log.fn());
+  broker_ctl("alarm");
+  channel.publish(text_message(channel.result_queue(), "during the alarm"));
+  auto said = [&](const std::string& text) {
+    for (const auto& line : log.lines())
+      if (line.find(text) != std::string::npos) return true;
+    return false;
+  };
+  // Catch's assertions are not for other threads: this one only runs the script and keeps its status.
+  const std::string clear_command = std::string(std::getenv("IMGPIPE_TEST_BROKER_CTL")) + " alarm-clear";
+  int clear_status = -1;
+  std::thread clear([&] {
+    while (!said("blocked publishing")) std::this_thread::sleep_for(100ms);
+    std::this_thread::sleep_for(3 * options.give_up_after);  // the alarm outlasts the publisher's patience
+    clear_status = std::system(clear_command.c_str());
+  });
+  CHECK_NOTHROW(channel.wait_confirms(options.give_up_after));
+  clear.join();
+  CHECK(clear_status == 0);
+  CHECK(said("the broker blocked publishing for job " + job));
+  CHECK(said("the broker unblocked publishing for job " + job));
+  const auto result = channel.next_result(10s);
+  REQUIRE(result);
+  CHECK(text_of(*result) == "during the alarm");
+  channel.ack(result->delivery_tag);
+  channel.delete_result_queue();
+}

@@ -145,6 +145,12 @@ void run_jobs_through_alarm(const std::string& alarm, const std::string& held,
   CHECK(blocked("imgpipe-" + held));
   CHECK(blocked("imgpipe-publisher"));
 
+  // Both were told why (connection.blocked), and say so in their logs.
+  CHECK_THAT(read_text_file(cluster.log_of(held)),
+             Catch::Contains("the broker blocked our publishes (low on"));
+  CHECK_THAT(read_text_file(out.path() / "second.log"),
+             Catch::Contains("the broker blocked publishing for job"));
+
   broker_script("alarm-clear");
   check_job(first, first_inputs, out, "first");
   check_job(second, second_inputs, out, "second");
