@@ -40,7 +40,9 @@ std::string run_broker_job(const BrokerAddress& address, const std::vector<JobIn
         channel.publish({queues::images, encode(batch), std::move(tags)});
       },
       [&](const ImageResult& result, const std::string& version) { results.add(result, version); });
-  channel.wait_confirms(std::chrono::seconds(120));
+  // A broker under a memory or disk alarm confirms nothing until it clears, however long that takes: wait it
+  // out. 120 s without confirms from a broker that is not blocked is a failure.
+  channel.wait_confirms(std::chrono::seconds(120), JobChannel::AlarmWait::wait_out);
 
   auto last_progress = std::chrono::steady_clock::now();
   while (!results.complete()) {

@@ -52,7 +52,8 @@ struct JobChannel::Impl {
   std::deque<IncomingMessage> results;           // delivered, not yet returned by next_result
   std::optional<std::string> publish_failure;    // a message the broker nacked too often
   // Under a memory or disk alarm (connection.blocked) the broker is reachable and merely withholding
-  // confirms: the confirm deadlines restart while it lasts, however long, instead of failing the job.
+  // confirms: publish()'s give_up_after deadline restarts while it lasts, however long, instead of failing
+  // the job, and so does wait_confirms() when asked to (AlarmWait::wait_out).
   bool blocked = false;
 
   void emit(std::string_view level, const std::string& line) const {
@@ -225,12 +226,12 @@ void JobChannel::publish(OutgoingMessage message, int confirm_window) {
   j.throw_publish_failure();
 }
 
-void JobChannel::wait_confirms(std::chrono::milliseconds timeout) {
+void JobChannel::wait_confirms(std::chrono::milliseconds timeout, AlarmWait alarms) {
   Impl& j = *impl_;
   auto deadline = Clock::now() + timeout;
   j.with_reconnect([&] {
     while (!j.unconfirmed.empty()) {
-      if (j.blocked) deadline = Clock::now() + timeout;
+      if (j.blocked && alarms == AlarmWait::wait_out) deadline = Clock::now() + timeout;
       if (Clock::now() >= deadline) {
         throw BrokerError("job " + j.job_id + ": " + std::to_string(j.unconfirmed.size()) +
                           " publishes still unconfirmed after " + std::to_string(timeout.count()) + " ms");
@@ -277,6 +278,10 @@ void JobChannel::delete_result_queue() {
     j.result_queue_deleted = true;
     j.results.clear();
   });
+}
+
+bool JobChannel::blocked() const {
+  return impl_->blocked;
 }
 
 std::uint64_t JobChannel::reconnects() const {

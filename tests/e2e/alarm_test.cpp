@@ -21,7 +21,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr int worker_heartbeat_seconds = 5;
+constexpr int worker_heartbeat_seconds = 2;
 
 // Runs scripts/broker with one verb and returns its standard output.
 std::string broker_script(const std::string& verb) {
