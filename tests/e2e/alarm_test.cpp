@@ -166,12 +166,12 @@ void run_jobs_through_alarm(const std::string& alarm, const std::string& held,
 
 }  // namespace
 
-TEST_CASE("a memory alarm mid-job blocks publishers; after it clears every image has exactly one line",
+TEST_CASE("a memory alarm mid-job blocks publishers, and once it clears every image has exactly one line",
           "[e2e][broker][alarm]") {
   run_jobs_through_alarm("alarm", "classify", "imgpipe.features");
 }
 
-TEST_CASE("a disk alarm mid-job blocks publishers; after it clears every image has exactly one line",
+TEST_CASE("a disk alarm mid-job blocks publishers, and once it clears every image has exactly one line",
           "[e2e][broker][alarm]") {
   run_jobs_through_alarm("disk-alarm", "feature", "imgpipe.pixels");
 }
