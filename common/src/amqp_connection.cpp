@@ -8,6 +8,7 @@
 #include <sys/time.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <string_view>
 #include <system_error>
@@ -269,11 +270,16 @@ struct Connection::State {
         const auto* cancel = static_cast<const amqp_basic_cancel_t*>(method.decoded);
         return Cancelled{to_string(cancel->consumer_tag)};
       }
+      case AMQP_CONNECTION_BLOCKED_METHOD: {
+        const auto* blocked = static_cast<const amqp_connection_blocked_t*>(method.decoded);
+        return Blocked{to_string(blocked->reason)};
+      }
+      case AMQP_CONNECTION_UNBLOCKED_METHOD:
+        return Unblocked{};
       case AMQP_CHANNEL_CLOSE_METHOD:
       case AMQP_CONNECTION_CLOSE_METHOD:
         fail_server("wait for deliveries", method);
       default:
-        // connection.blocked/unblocked and the like: nothing for us to do.
         return std::nullopt;
     }
   }
@@ -314,10 +320,22 @@ Connection::Connection(const BrokerAddress& address, const ConnectionOptions& op
   const timeval rpc_timeout = to_timeval(options.rpc_timeout);
   s.check("set RPC timeout", amqp_set_rpc_timeout(s.get(), &rpc_timeout));
 
-  // connection_name shows up in the broker's logs and `rabbitmqctl list_connections`.
-  Headers client_properties{{"connection_name", options.client_name}};
-  Table properties_table(client_properties);
-  const amqp_table_t properties = properties_table.get();
+  // connection_name shows up in the broker's logs and `rabbitmqctl list_connections`. The capability
+  // connection.blocked (rabbitmq-c 0.11 does not advertise it; it merges ours into its own) makes the broker
+  // tell us when an alarm stops it reading our publishes, instead of leaving us to guess from missing
+  // confirms.
+  amqp_table_entry_t capability{};
+  capability.key = amqp_cstring_bytes("connection.blocked");
+  capability.value.kind = AMQP_FIELD_KIND_BOOLEAN;
+  capability.value.value.boolean = 1;
+  std::array<amqp_table_entry_t, 2> property_entries{};
+  property_entries[0].key = amqp_cstring_bytes("connection_name");
+  property_entries[0].value.kind = AMQP_FIELD_KIND_UTF8;
+  property_entries[0].value.value.bytes = bytes_of(options.client_name);
+  property_entries[1].key = amqp_cstring_bytes("capabilities");
+  property_entries[1].value.kind = AMQP_FIELD_KIND_TABLE;
+  property_entries[1].value.value.table = {1, &capability};
+  const amqp_table_t properties{static_cast<int>(property_entries.size()), property_entries.data()};
   s.check("log in as " + address.user,
           amqp_login_with_properties(s.get(), address.vhost.c_str(), 0, frame_max,
                                      static_cast<int>(options.heartbeat.count()), &properties,

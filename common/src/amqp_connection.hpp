@@ -38,7 +38,14 @@ struct Cancelled {
   std::string consumer_tag;
 };
 
-using Event = std::variant<IncomingMessage, Confirm, Returned, Cancelled>;
+// connection.blocked / connection.unblocked: the broker stopped (or resumed) reading our publishes because of
+// a resource alarm (memory or disk). We advertise the capability at login so the broker tells us.
+struct Blocked {
+  std::string reason;  // e.g. "low on memory", "low on disk"
+};
+struct Unblocked {};
+
+using Event = std::variant<IncomingMessage, Confirm, Returned, Cancelled, Blocked, Unblocked>;
 
 class Connection {
  public:

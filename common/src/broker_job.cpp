@@ -61,7 +61,9 @@ std::string run_broker_job(const BrokerAddress& address, const std::vector<JobIn
   std::vector<std::string> unjournaled;
   std::size_t batches_in_group = 0;
   auto journal_published = [&] {
-    channel.wait_confirms(std::chrono::seconds(120));
+    // A broker under a memory or disk alarm confirms nothing until it clears, however long that takes: wait
+    // it out. 120 s without confirms from a broker that is not blocked is a failure.
+    channel.wait_confirms(std::chrono::seconds(120), JobChannel::AlarmWait::wait_out);
     if (settings.journal != nullptr) settings.journal->published(unjournaled);
     unjournaled.clear();
     batches_in_group = 0;

@@ -1,5 +1,6 @@
 #include "imgpipe/codec.hpp"
 
+#include <cmath>
 #include <cstring>
 #include <limits>
 
@@ -222,6 +223,12 @@ FeatureBatch decode_features(const HeaderReader& reader, const std::uint8_t* pay
     FeatureVector feature{HeaderReader::string(items[i], "id", where),
                           std::vector<float>(static_cast<std::size_t>(dim))};
     std::memcpy(feature.values.data(), payload + offset, length);
+    // A NaN or infinity would reach the classifier as a meaningless score (and a NaN never compares equal,
+    // so not even a re-encoded copy would match): refuse it here with the position.
+    for (std::size_t v = 0; v < feature.values.size(); ++v) {
+      if (!std::isfinite(feature.values[v]))
+        throw MessageError(where + " feature value " + std::to_string(v) + " is not a finite number");
+    }
     batch.features.push_back(std::move(feature));
   }
   return batch;

@@ -51,6 +51,10 @@ struct JobChannel::Impl {
   std::map<std::uint64_t, Pending> unconfirmed;  // publish sequence on the current connection -> message
   std::deque<IncomingMessage> results;           // delivered, not yet returned by next_result
   std::optional<std::string> publish_failure;    // a message the broker nacked too often
+  // Under a memory or disk alarm (connection.blocked) the broker is reachable and merely withholding
+  // confirms: publish()'s give_up_after deadline restarts while it lasts, however long, instead of failing
+  // the job, and so does wait_confirms() when asked to (AlarmWait::wait_out).
+  bool blocked = false;
 
   void emit(std::string_view level, const std::string& line) const {
     if (log) log(level, line);
@@ -111,6 +115,7 @@ struct JobChannel::Impl {
   // The results we held were never acked: the broker redelivers them on the next connection.
   void drop_connection() {
     connection.reset();
+    blocked = false;  // a new connection starts unblocked; the broker tells it again if the alarm persists
     results.clear();
     consumer_tag.clear();
   }
@@ -142,6 +147,13 @@ struct JobChannel::Impl {
     } else if (const auto* returned = std::get_if<amqp::Returned>(&*event)) {
       emit("warn", "broker returned a message for " + returned->routing_key + ": " +
                        std::to_string(returned->reply_code) + " " + returned->reply_text);
+    } else if (const auto* alarm = std::get_if<amqp::Blocked>(&*event)) {
+      blocked = true;
+      emit("warn", "the broker blocked publishing for job " + job_id + " (" + alarm->reason +
+                       "); waiting for it to clear");
+    } else if (std::holds_alternative<amqp::Unblocked>(*event)) {
+      blocked = false;
+      emit("info", "the broker unblocked publishing for job " + job_id);
     } else {
       throw BrokerUnreachable("the broker cancelled the consumer of " + result_queue);
     }
@@ -200,8 +212,9 @@ void JobChannel::publish(OutgoingMessage message, int confirm_window) {
     // Settle whatever confirms already arrived, so the window rarely fills.
     while (j.pump(0ms)) {
     }
-    const auto give_up_at = Clock::now() + j.options.give_up_after;
+    auto give_up_at = Clock::now() + j.options.give_up_after;
     while (j.unconfirmed.size() >= window) {
+      if (j.blocked) give_up_at = Clock::now() + j.options.give_up_after;
       if (Clock::now() >= give_up_at) {
         throw BrokerError("job " + j.job_id + ": no publisher confirms from " + j.address.redacted() +
                           " for " + std::to_string(j.options.give_up_after.count()) + " s");
@@ -214,11 +227,12 @@ void JobChannel::publish(OutgoingMessage message, int confirm_window) {
   j.throw_publish_failure();
 }
 
-void JobChannel::wait_confirms(std::chrono::milliseconds timeout) {
+void JobChannel::wait_confirms(std::chrono::milliseconds timeout, AlarmWait alarms) {
   Impl& j = *impl_;
-  const auto deadline = Clock::now() + timeout;
+  auto deadline = Clock::now() + timeout;
   j.with_reconnect([&] {
     while (!j.unconfirmed.empty()) {
+      if (j.blocked && alarms == AlarmWait::wait_out) deadline = Clock::now() + timeout;
       if (Clock::now() >= deadline) {
         throw BrokerError("job " + j.job_id + ": " + std::to_string(j.unconfirmed.size()) +
                           " publishes still unconfirmed after " + std::to_string(timeout.count()) + " ms");
@@ -265,6 +279,10 @@ void JobChannel::delete_result_queue() {
     j.result_queue_deleted = true;
     j.results.clear();
   });
+}
+
+bool JobChannel::blocked() const {
+  return impl_->blocked;
 }
 
 std::uint64_t JobChannel::reconnects() const {

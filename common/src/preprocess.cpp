@@ -1,5 +1,8 @@
 #include "imgpipe/preprocess.hpp"
 
+#include <algorithm>
+#include <cstring>
+
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -32,6 +35,14 @@ bool png_has_end_chunk(Bytes bytes) {
   return false;
 }
 
+// imdecode hands a file to the first of its decoders whose signature matches, and the DICOM one (GDCM) looks
+// for "DICM" at byte 128 and comes before JPEG 2000 in that order. GDCM aborts the whole process on some
+// malformed input (an assert in ExplicitDataElement::ReadPreValue), so a 200-byte JPEG 2000 file carrying
+// that signature killed the worker (found by fuzz/decode_image). We decode no DICOM, so it never gets there.
+bool has_dicom_signature(Bytes bytes) {
+  return bytes.size() >= 132 && std::memcmp(bytes.data() + 128, "DICM", 4) == 0;
+}
+
 void check_before_decoding(Bytes bytes, const DecodeLimits& limits) {
   if (bytes.empty()) throw ImageError("empty file (0 bytes)");
   if (bytes.size() > limits.max_file_bytes) {
@@ -40,6 +51,8 @@ void check_before_decoding(Bytes bytes, const DecodeLimits& limits) {
   }
   const auto probe = probe_image(bytes);
   if (!probe) throw ImageError("not a supported image (" + describe_first_bytes(bytes) + ")");
+  if (has_dicom_signature(bytes))
+    throw ImageError("file carries a DICOM signature (\"DICM\" at byte 128); DICOM is not supported");
   if (probe->format == "gif")
     throw ImageError("GIF images are not supported (OpenCV 4.6 has no GIF decoder)");
   // Fail closed: a decoder would find dimensions this probe cannot, and then allocate whatever they say.
@@ -129,16 +142,18 @@ cv::Mat fit(const cv::Mat& image, const InputSpec& input) {
     cv::resize(image, out, cv::Size(input.width, input.height), 0, 0, interpolation);
     return out;
   }
-  // Scale so the image covers the target, then take the centre.
+  // Take the centre at the target's aspect ratio, then scale only that. Scaling the whole image to cover the
+  // target first would, for a long thin strip, allocate the strip's length times the scale: a 30000x1 PNG of
+  // 100 bytes asked for 224 x 6.7 million pixels (4.5 GB) for a 224x224 model (regression input in
+  // fuzz/corpus/decode_image, which the fuzz run replays under its malloc limit).
   const double scale =
       std::max(static_cast<double>(input.width) / image.cols, static_cast<double>(input.height) / image.rows);
-  const int scaled_width = std::max(input.width, static_cast<int>(std::lround(image.cols * scale)));
-  const int scaled_height = std::max(input.height, static_cast<int>(std::lround(image.rows * scale)));
-  cv::Mat scaled;
-  cv::resize(image, scaled, cv::Size(scaled_width, scaled_height), 0, 0, interpolation);
-  const cv::Rect centre((scaled_width - input.width) / 2, (scaled_height - input.height) / 2, input.width,
-                        input.height);
-  return scaled(centre).clone();
+  const int crop_width = std::clamp(static_cast<int>(std::lround(input.width / scale)), 1, image.cols);
+  const int crop_height = std::clamp(static_cast<int>(std::lround(input.height / scale)), 1, image.rows);
+  const cv::Rect centre((image.cols - crop_width) / 2, (image.rows - crop_height) / 2, crop_width,
+                        crop_height);
+  cv::resize(image(centre), out, cv::Size(input.width, input.height), 0, 0, interpolation);
+  return out;
 }
 
 }  // namespace

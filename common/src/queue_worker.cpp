@@ -145,6 +145,13 @@ class WorkerSession {
       emit(log_, "warn",
            "broker returned a message for " + returned->routing_key + ": " +
                std::to_string(returned->reply_code) + " " + returned->reply_text);
+    } else if (const auto* blocked = std::get_if<amqp::Blocked>(&event)) {
+      // Nothing to do but wait: the broker keeps our connection and our deliveries, and reads our publishes
+      // again once the alarm clears. No confirm timeout runs meanwhile.
+      emit(log_, "warn",
+           "the broker blocked our publishes (" + blocked->reason + "); waiting for it to clear");
+    } else if (std::holds_alternative<amqp::Unblocked>(event)) {
+      emit(log_, "info", "the broker unblocked our publishes");
     } else {
       throw BrokerUnreachable("the broker cancelled our consumer of " + options_.queue);
     }

@@ -132,3 +132,80 @@ TEST_CASE("broker failures name the operation and the reason", "[broker][errors]
     CHECK(std::chrono::steady_clock::now() - started < 5s);
   }
 }
+
+// Scenario 6 of issue 4: under a memory alarm the broker keeps the connection but stops reading publishes,
+// so no confirm comes. That is the broker's choice, not a failure: the publisher hears connection.blocked
+// and waits, however much longer than give_up_after the alarm lasts, and finishes once it clears.
+// `count` messages of `bytes` each are published during the alarm; the alarm is cleared three heartbeat
+// intervals after the broker reports the connection blocked.
+namespace {
+void publish_through_alarm(std::size_t bytes, int count, int confirm_window) {
+  struct ClearAlarmAtExit {
+    ~ClearAlarmAtExit() {
+      try {
+        broker_ctl("alarm-clear");
+      } catch (...) {
+      }
+    }
+  } clear_at_exit;
+  auto options = test_options();
+  options.give_up_after = 2s;
+  const std::string job = unique_name("job");
+  options.client_name = job;  // to find this connection in `scripts/broker connections`
+  LogCapture log;
+  JobChannel channel(test_address(), options, job, log.fn());
+  broker_ctl("alarm");
+  // Catch's assertions are not for other threads: this one only runs the script and keeps its status.
+  const std::string script = std::getenv("IMGPIPE_TEST_BROKER_CTL");
+  const std::string blocked_command = script + " connections | grep -qx '" + job + " blocked'";
+  int clear_status = -1;
+  std::thread clear([&] {
+    while (std::system(blocked_command.c_str()) != 0) std::this_thread::sleep_for(200ms);
+    std::this_thread::sleep_for(3 * options.heartbeat);  // the broker would have dropped a silent peer
+    clear_status = std::system((script + " alarm-clear").c_str());
+  });
+  std::vector<std::uint8_t> body(bytes);
+  for (int i = 0; i < count; ++i) {
+    body[0] = static_cast<std::uint8_t>(i);
+    // With a confirm window of 1 the second publish waits for the first one's confirm, far longer than
+    // give_up_after; a large one may instead block inside rabbitmq-c's send once the socket buffers are full.
+    CHECK_NOTHROW(channel.publish({channel.result_queue(), body, {}}, confirm_window));
+  }
+  // With a wide window the waiting happens here, as at the end of `imgpipe submit`'s publishing.
+  CHECK_NOTHROW(channel.wait_confirms(options.give_up_after, JobChannel::AlarmWait::wait_out));
+  clear.join();
+  CHECK_FALSE(channel.blocked());
+  CHECK(clear_status == 0);
+  auto said = [&](const std::string& text) {
+    for (const auto& line : log.lines())
+      if (line.find(text) != std::string::npos) return true;
+    return false;
+  };
+  CHECK(said("the broker blocked publishing for job " + job + " (low on memory)"));
+  CHECK(said("the broker unblocked publishing for job " + job));
+  CHECK(channel.reconnects() == 0);
+  for (int i = 0; i < count; ++i) {
+    const auto result = channel.next_result(30s);
+    REQUIRE(result);
+    CHECK(result->body.size() == bytes);
+    CHECK(result->body[0] == static_cast<std::uint8_t>(i));
+    channel.ack(result->delivery_tag);
+  }
+  channel.delete_result_queue();
+}
+}  // namespace
+
+TEST_CASE("a publisher waits out a broker alarm longer than give_up_after and finishes once it clears",
+          "[broker][job][alarm]") {
+  SECTION("waiting for room in the confirm window") {
+    publish_through_alarm(100, 3, 1);
+  }
+  SECTION("waiting for the last confirms") {
+    publish_through_alarm(100, 3, 64);
+  }
+}
+
+TEST_CASE("a publish stuck in the socket under a broker alarm returns once it clears, the connection intact",
+          "[broker][job][alarm]") {
+  publish_through_alarm(4u << 20, 16, 64);  // 64 MiB: more than the loopback socket buffers hold
+}

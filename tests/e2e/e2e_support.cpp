@@ -59,7 +59,10 @@ InputFolder::InputFolder(std::size_t fashion_images_per_class) : dir("imgpipe-in
 Cluster::Cluster(bool fused, const std::vector<std::string>& extra_flags,
                  const std::map<std::string, std::vector<std::string>>& role_flags,
                  const Environment& environment) {
-  std::vector<std::string> common = {"--models", models_dir().string(), "--threads", "1"};
+  std::vector<std::string> common = {"--threads", "1"};
+  // The committed store unless the flags name another (a spec's own store of several models).
+  if (std::find(extra_flags.begin(), extra_flags.end(), "--models") == extra_flags.end())
+    common.insert(common.end(), {"--models", models_dir().string()});
   common.insert(common.end(), extra_flags.begin(), extra_flags.end());
   auto start = [&](const std::string& role, std::vector<std::string> flags) {
     flags.insert(flags.begin(), common.begin(), common.end());

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstring>
+#include <limits>
 
 #include "imgpipe/codec.hpp"
 
@@ -119,4 +120,14 @@ TEST_CASE("a feature tensor whose byte count disagrees with dim is rejected", "[
   const auto good = encode(FeatureBatch{sample_job(), {{"a", {1.0f, 2.0f}}}});
   CHECK_THROWS_WITH(decode(header_bytes_with(good, "\"dim\":2", "\"dim\":3")),
                     Catch::Contains("says 3 floats"));
+}
+
+// Found by fuzz/decode_message: a NaN feature decoded, then failed to equal its own re-encoded copy.
+// Regression inputs: fuzz/corpus/decode_message/regression-*.
+TEST_CASE("feature values that are not finite numbers are rejected", "[codec]") {
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                    -std::numeric_limits<float>::infinity()}) {
+    const auto message = encode(FeatureBatch{sample_job(), {{"a", {1.0f, bad}}}});
+    CHECK_THROWS_WITH(decode(message), Catch::Contains("item 0 feature value 1 is not a finite number"));
+  }
 }

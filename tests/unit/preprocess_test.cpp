@@ -185,3 +185,42 @@ TEST_CASE("a stage given the wrong kind of batch refuses it as a malformed messa
   PreprocessStage stage{ModelStore(test::models_dir())};
   CHECK_THROWS_AS(stage.process(FeatureBatch{{"job", "reply", "fashion", ""}, {}}), MessageError);
 }
+
+TEST_CASE("centre crop keeps the middle of the image at the model's aspect ratio", "[preprocess]") {
+  // Three vertical bands, red | green | blue; the centre square is all green.
+  cv::Mat bands(100, 200, CV_8UC3, cv::Scalar(0, 255, 0));
+  bands.colRange(0, 50).setTo(cv::Scalar(0, 0, 255));
+  bands.colRange(150, 200).setTo(cv::Scalar(255, 0, 0));
+  const InputSpec square{10, 10, 3, ResizeMode::center_crop, Interpolation::area, {0, 0, 0}, {1, 1, 1}};
+  const PixelImage out = decode_and_fit("id", encode_as(bands, ".png"), square, {});
+  REQUIRE(out.pixels.size() == 10u * 10u * 3u);
+  for (std::size_t i = 0; i < out.pixels.size(); i += 3) {
+    CHECK(out.pixels[i] == 0);
+    CHECK(out.pixels[i + 1] == 255);
+    CHECK(out.pixels[i + 2] == 0);
+  }
+}
+
+// A 30000x1 strip once made a 224x224 centre crop scale the whole strip first: 4.5 GB from a 173-byte PNG.
+// The same input is a regression seed of fuzz/decode_image, replayed under a 1 GB malloc limit.
+TEST_CASE("a long thin strip is centre-cropped from its middle, not scaled whole", "[preprocess]") {
+  cv::Mat strip(1, 30000, CV_8UC3, cv::Scalar(0, 0, 255));
+  strip.colRange(10000, 20000).setTo(cv::Scalar(0, 255, 0));
+  strip.colRange(20000, 30000).setTo(cv::Scalar(255, 0, 0));
+  const PixelImage out = decode_and_fit("id", encode_as(strip, ".png"), rgb224(), {});
+  REQUIRE(out.pixels.size() == 224u * 224u * 3u);
+  CHECK(out.pixels[0] == 0);
+  CHECK(out.pixels[1] == 255);
+  CHECK(out.pixels[out.pixels.size() - 2] == 255);
+}
+
+// Found by fuzz/decode_image: imdecode gave this JPEG 2000 file to its DICOM decoder (GDCM), whose assert
+// aborted the process. The input is the fuzzer's, less its first byte (the fuzz target's geometry choice).
+TEST_CASE("a file with a DICOM signature is refused before OpenCV hands it to GDCM", "[preprocess]") {
+  auto bytes =
+      test::read_file(test::source_dir() / "fuzz/corpus/decode_image/regression-jp2-with-dicom-signature");
+  bytes.erase(bytes.begin());
+  CHECK_THAT(error_of(bytes), Catch::Contains("DICOM signature"));
+  const cv::Mat square(32, 32, CV_8UC3, cv::Scalar(1, 2, 3));
+  CHECK(decode_and_fit("id", encode_as(square, ".jp2"), grey28(), {}).pixels.size() == 28u * 28u);
+}

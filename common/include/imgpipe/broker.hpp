@@ -184,7 +184,13 @@ class JobChannel {
   const std::string& result_queue() const;
   // Blocks while `confirm_window` publishes are unconfirmed.
   void publish(OutgoingMessage message, int confirm_window = 64);
-  void wait_confirms(std::chrono::milliseconds timeout);  // throws BrokerError on timeout or nack
+  // Under a broker memory or disk alarm (connection.blocked) the broker is reachable but reads no publishes:
+  // missing confirms then mean "wait", not "give up". publish() always waits alarms out; wait_confirms()
+  // does when asked, its timeout then counting only time the broker was not blocking us.
+  enum class AlarmWait { time_out, wait_out };
+  // Throws BrokerError on timeout or nack.
+  void wait_confirms(std::chrono::milliseconds timeout, AlarmWait alarms = AlarmWait::time_out);
+  bool blocked() const;  // the broker reported an alarm and has not lifted it yet
   // Next result delivery, or nullopt after `timeout` (zero: only what has already arrived). Results are
   // acked with ack().
   std::optional<IncomingMessage> next_result(std::chrono::milliseconds timeout);
