@@ -20,16 +20,15 @@ std::vector<std::string> job_arguments(const std::string& command, const fs::pat
                                        const std::vector<std::string>& inputs) {
   std::vector<std::string> arguments = {command,   "--models", models_dir().string(),
                                         "--quiet", "-o",       output.string()};
-  if (command == "submit")
-    arguments.insert(arguments.end(), {"--idle-timeout", "120"});
+  if (command == "submit") arguments.insert(arguments.end(), {"--idle-timeout", "120"});
   arguments.insert(arguments.end(), inputs.begin(), inputs.end());
   return arguments;
 }
 
 std::map<std::string, nlohmann::json> run_job(const std::string& command, const fs::path& output,
                                               const std::vector<std::string>& inputs, int expected_exit) {
-  const RunResult result = run_tool(worker_binary("imgpipe"), job_arguments(command, output, inputs), 600,
-                                    broker_environment());
+  const RunResult result =
+      run_tool(worker_binary("imgpipe"), job_arguments(command, output, inputs), 600, broker_environment());
   INFO(command << ": " << result.err);
   CHECK(result.exit_code == expected_exit);
   return lines_by_image(read_text_file(output));

@@ -83,10 +83,9 @@ TEST_CASE("a poison image is dead-lettered after the delivery limit and gets its
   TempDir out;
   const auto results_file = out.path() / "results.jsonl";
   // One image per message, so the poison batch holds only the poison image.
-  const auto result = run_tool(
-      worker_binary("imgpipe"),
-      submit_arguments({"--batch-size", "1", "--idle-timeout", "120", "--state-dir", out.path().string(),
-                        "-o", results_file.string(), inputs.dir.path().string()}), 600, broker_environment());
+  const auto result =
+      run_submit({"--batch-size", "1", "--idle-timeout", "120", "--state-dir", out.path().string(), "-o",
+                  results_file.string(), inputs.dir.path().string()});
   INFO(result.err);
   CHECK(result.exit_code == 3);  // some images failed, each with its line
   const auto lines = lines_by_image(read_text_file(results_file));
@@ -224,10 +223,8 @@ TEST_CASE(
   CHECK(cluster.worker("classify").running());
   InputFolder inputs(1);
   TempDir out;
-  const auto result =
-      run_tool(worker_binary("imgpipe"),
-               submit_arguments({"--idle-timeout", "120", "--state-dir", out.path().string(), "-o",
-                                 (out.path() / "r.jsonl").string(), inputs.dir.path().string()}), 600, broker_environment());
+  const auto result = run_submit({"--idle-timeout", "120", "--state-dir", out.path().string(), "-o",
+                                  (out.path() / "r.jsonl").string(), inputs.dir.path().string()});
   INFO(result.err);
   CHECK(result.exit_code == 3);
   const auto lines = lines_by_image(read_text_file(out.path() / "r.jsonl"));

@@ -100,9 +100,8 @@ TEST_CASE("a publisher killed while waiting for results is resumed without publi
 
   auto classify = start_worker("classify", state.path() / "classify.log");
   const auto out = state.path() / "resumed.jsonl";
-  const auto resumed = run_tool(worker_binary("imgpipe"),
-                                submit_arguments({"--resume", job_id, "--idle-timeout", "120", "--state-dir",
-                                                  state.path().string(), "-o", out.string()}), 600, broker_environment());
+  const auto resumed = run_submit({"--resume", job_id, "--idle-timeout", "120", "--state-dir",
+                                   state.path().string(), "-o", out.string()});
   INFO(resumed.err);
   CHECK(resumed.exit_code == 3);
   CHECK_THAT(resumed.err, Catch::Contains(std::to_string(inputs.expected_error.size()) + " of " +
@@ -116,8 +115,7 @@ TEST_CASE("a publisher killed while waiting for results is resumed without publi
   CHECK(count_lines(preprocess_log, job_id, "failed in preprocess") == inputs.expected_error.size());
   // The job is done: its record and journal are gone, and resuming it again is refused.
   CHECK_FALSE(std::filesystem::exists(job_journal_file(state.path(), job_id)));
-  const auto again = run_tool(worker_binary("imgpipe"),
-                              submit_arguments({"--resume", job_id, "--state-dir", state.path().string()}), 600, broker_environment());
+  const auto again = run_submit({"--resume", job_id, "--state-dir", state.path().string()});
   CHECK(again.exit_code == 2);
   CHECK_THAT(again.err, Catch::Contains("already finished"));
 }
@@ -149,9 +147,8 @@ TEST_CASE("a publisher killed mid-submit is resumed: only unconfirmed images are
 
   Cluster cluster;
   const auto out = state.path() / "resumed.jsonl";
-  const auto resumed = run_tool(worker_binary("imgpipe"),
-                                submit_arguments({"--resume", job_id, "--idle-timeout", "120", "--state-dir",
-                                                  state.path().string(), "-o", out.string()}), 600, broker_environment());
+  const auto resumed = run_submit({"--resume", job_id, "--idle-timeout", "120", "--state-dir",
+                                   state.path().string(), "-o", out.string()});
   INFO(resumed.err);
   CHECK(resumed.exit_code == 3);
   CHECK_THAT(resumed.err, Catch::Contains(std::to_string(inputs.total() - confirmed) + " to publish"));
@@ -166,12 +163,10 @@ TEST_CASE("a publisher killed mid-submit is resumed: only unconfirmed images are
 TEST_CASE("resuming an unknown job or one whose result queue is gone fails with the reason",
           "[e2e][broker][resume]") {
   TempDir state("imgpipe-state");
-  const auto unknown =
-      run_tool(worker_binary("imgpipe"),
-               submit_arguments({"--resume", "0123456789abcdef", "--state-dir", state.path().string()}), 600, broker_environment());
+  const auto unknown = run_submit({"--resume", "0123456789abcdef", "--state-dir", state.path().string()});
   CHECK(unknown.exit_code == 2);
   CHECK_THAT(unknown.err, Catch::Contains("unknown job 0123456789abcdef"));
-  CHECK(run_tool(worker_binary("imgpipe"), submit_arguments({"--resume", "x", "some.jpg"}), 600, broker_environment()).exit_code == 2);
+  CHECK(run_submit({"--resume", "x", "some.jpg"}).exit_code == 2);
 
   InputFolder inputs(1);
   const auto log_file = state.path() / "submit.log";
@@ -184,8 +179,7 @@ TEST_CASE("resuming an unknown job or one whose result queue is gone fails with 
   submit.kill_hard();
   BrokerSession session(BrokerAddress::parse(broker_url()), {});
   session.delete_queue(queues::results_for(job_id));  // as x-expires would, a day later
-  const auto gone = run_tool(worker_binary("imgpipe"),
-                             submit_arguments({"--resume", job_id, "--state-dir", state.path().string()}), 600, broker_environment());
+  const auto gone = run_submit({"--resume", job_id, "--state-dir", state.path().string()});
   CHECK(gone.exit_code == 1);
   CHECK_THAT(gone.err, Catch::Contains("result queue " + queues::results_for(job_id) + " is gone"));
   session.purge(queues::images);  // no workers ran: the job's batches are still there

@@ -95,7 +95,7 @@ using Headers = std::map<std::string, std::string>;
 struct OutgoingMessage {
   std::string routing_key;  // queue name (default exchange), or the routing key on `exchange`
   std::vector<std::uint8_t> body;
-  Headers headers;       // string-valued AMQP headers, e.g. x-imgpipe-job, x-imgpipe-error
+  Headers headers;            // string-valued AMQP headers, e.g. x-imgpipe-job, x-imgpipe-error
   std::string exchange = {};  // empty: the default exchange
 };
 
