@@ -169,6 +169,13 @@ std::string Workers::logs(const std::string& role) const {
   return all;
 }
 
+void Workers::sample_rss_if_due() {
+  const auto now = std::chrono::steady_clock::now();
+  if (now < next_sample_) return;
+  sample_rss(true);
+  next_sample_ = now + std::chrono::seconds(1);
+}
+
 void Workers::sample_rss(bool warm) {
   for (const auto& role : kStages) {
     if (processes_.count(role) == 0 || !consuming(role)) continue;

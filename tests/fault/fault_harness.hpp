@@ -107,11 +107,14 @@ class Workers {
   std::string logs(const std::string& role) const;
   // Samples RSS of every running worker; `warm` marks the samples that count as the warm baseline.
   void sample_rss(bool warm);
+  // Inside a polling loop: a warm sample at most once a second.
+  void sample_rss_if_due();
   const RssTrack& rss(const std::string& role) { return rss_[role]; }
   // SIGTERM to all, wait; returns role -> exit status.
   std::map<std::string, int> stop_all();
 
  private:
+  std::chrono::steady_clock::time_point next_sample_{};
   std::filesystem::path log_path(const std::string& role, int incarnation) const;
   TempDir logs_{"imgpipe-fault-logs"};
   std::vector<std::string> flags_;

@@ -48,7 +48,6 @@ TEST_CASE(
     while (quota_left()) {
       Job job(inputs, delivery_limit, {"--batch-size", "8"});
       auto next_kill = Clock::now() + std::chrono::milliseconds(gap_ms(random));
-      auto next_sample = Clock::now();
       while (job.running()) {
         if (Clock::now() >= next_kill && quota_left()) {
           std::vector<std::string> candidates;
@@ -64,10 +63,7 @@ TEST_CASE(
             next_kill = Clock::now() + std::chrono::milliseconds(gap_ms(random));
           }
         }
-        if (Clock::now() >= next_sample) {
-          workers.sample_rss(true);
-          next_sample = Clock::now() + std::chrono::seconds(1);
-        }
+        workers.sample_rss_if_due();
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
       }
       const auto outcome = job.finish();
@@ -111,13 +107,9 @@ TEST_CASE(
     workers.start_all();
     Job job(inputs, delivery_limit, {"--batch-size", "4"});
     int crashes = 0;
-    auto next_sample = Clock::now();
     while (job.running()) {
       crashes += workers.restart_dead();
-      if (Clock::now() >= next_sample) {
-        workers.sample_rss(true);
-        next_sample = Clock::now() + std::chrono::seconds(1);
-      }
+      workers.sample_rss_if_due();
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     const auto outcome = job.finish();
