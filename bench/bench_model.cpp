@@ -8,13 +8,13 @@
 #include <iostream>
 #include <random>
 
-#include "imgpipe/backbone.hpp"
-#include "imgpipe/classifier.hpp"
-#include "imgpipe/codec.hpp"
-#include "imgpipe/feature.hpp"
-#include "imgpipe/job.hpp"
-#include "imgpipe/preprocess.hpp"
-#include "imgpipe/runtime.hpp"
+#include "imgpipe/models/backbone.hpp"
+#include "imgpipe/stages/classify.hpp"
+#include "imgpipe/messages/codec.hpp"
+#include "imgpipe/stages/feature.hpp"
+#include "imgpipe/job/batching.hpp"
+#include "imgpipe/stages/preprocess.hpp"
+#include "imgpipe/models/model_store.hpp"
 
 using namespace imgpipe;
 

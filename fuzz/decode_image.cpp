@@ -11,7 +11,7 @@
 
 #include <opencv2/core.hpp>
 
-#include "imgpipe/preprocess.hpp"
+#include "imgpipe/stages/image_decode.hpp"
 
 namespace {
 

@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <span>
 
-#include "imgpipe/codec.hpp"
+#include "imgpipe/messages/codec.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   imgpipe::Batch batch;

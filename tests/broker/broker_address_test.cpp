@@ -1,7 +1,7 @@
 // BrokerAddress: what the workers accept in --broker and how they print it in logs.
 #include <catch2/catch.hpp>
 
-#include "imgpipe/broker.hpp"
+#include "imgpipe/transport/amqp/broker.hpp"
 
 #include <stdexcept>
 #include <string>

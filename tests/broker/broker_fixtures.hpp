@@ -1,7 +1,10 @@
 // Helpers for the broker specs: unique names, a thread that runs a QueueWorker, captured transport logs.
 #pragma once
 
-#include "imgpipe/broker.hpp"
+#include "imgpipe/transport/amqp/broker.hpp"
+#include "imgpipe/transport/amqp/queue_worker.hpp"
+#include "imgpipe/transport/amqp/broker_session.hpp"
+#include "imgpipe/transport/amqp/job_channel.hpp"
 #include "test_support.hpp"
 
 #include <atomic>

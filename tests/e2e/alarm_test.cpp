@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "e2e_support.hpp"
-#include "imgpipe/management_api.hpp"
+#include "imgpipe/ops/management_api.hpp"
 
 using namespace imgpipe;
 using namespace imgpipe::test;

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <sstream>
 
-#include "imgpipe/fashion_mnist.hpp"
+#include "imgpipe/training/fashion_mnist.hpp"
 
 namespace imgpipe::test {
 namespace fs = std::filesystem;

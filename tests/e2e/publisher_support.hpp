@@ -12,7 +12,8 @@
 #include <vector>
 
 #include "e2e_support.hpp"
-#include "imgpipe/broker.hpp"
+#include "imgpipe/transport/amqp/broker.hpp"
+#include "imgpipe/transport/amqp/broker_session.hpp"
 
 namespace imgpipe::test {
 

@@ -10,7 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "imgpipe/job_journal.hpp"
+#include "imgpipe/job/journal.hpp"
+#include "imgpipe/pipeline/stage_graph.hpp"
 #include "publisher_support.hpp"
 
 using namespace imgpipe;

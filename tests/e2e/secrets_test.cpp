@@ -8,7 +8,7 @@
 #include <thread>
 
 #include "e2e_support.hpp"
-#include "imgpipe/broker.hpp"
+#include "imgpipe/transport/amqp/broker.hpp"
 
 using namespace imgpipe;
 using namespace imgpipe::test;

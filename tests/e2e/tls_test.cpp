@@ -9,7 +9,8 @@
 #include <thread>
 
 #include "e2e_support.hpp"
-#include "imgpipe/broker.hpp"
+#include "imgpipe/transport/amqp/broker.hpp"
+#include "imgpipe/transport/amqp/broker_session.hpp"
 
 using namespace imgpipe;
 using namespace imgpipe::test;

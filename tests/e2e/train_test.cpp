@@ -2,8 +2,8 @@
 
 #include <opencv2/imgcodecs.hpp>
 
-#include "imgpipe/fashion_mnist.hpp"
-#include "imgpipe/model_store.hpp"
+#include "imgpipe/training/fashion_mnist.hpp"
+#include "imgpipe/models/model_store.hpp"
 #include "process.hpp"
 #include "test_support.hpp"
 

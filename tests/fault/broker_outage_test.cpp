@@ -11,7 +11,8 @@
 #include <regex>
 #include <sstream>
 
-#include "imgpipe/broker.hpp"
+#include "imgpipe/transport/amqp/broker.hpp"
+#include "imgpipe/transport/amqp/queue_worker.hpp"
 
 #include "fault_harness.hpp"
 

@@ -11,7 +11,9 @@
 #include <sstream>
 #include <thread>
 
-#include "imgpipe/broker.hpp"
+#include "imgpipe/transport/amqp/broker.hpp"
+#include "imgpipe/transport/amqp/broker_session.hpp"
+#include "imgpipe/pipeline/stage_graph.hpp"
 
 namespace imgpipe::test::fault {
 namespace fs = std::filesystem;

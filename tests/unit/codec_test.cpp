@@ -3,7 +3,7 @@
 #include <cstring>
 #include <limits>
 
-#include "imgpipe/codec.hpp"
+#include "imgpipe/messages/codec.hpp"
 
 using namespace imgpipe;
 

@@ -4,9 +4,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "imgpipe/broker.hpp"
-#include "imgpipe/credentials.hpp"
-#include "imgpipe/runtime.hpp"
+#include "imgpipe/transport/amqp/broker.hpp"
+#include "imgpipe/ops/credentials.hpp"
+#include "imgpipe/worker/run_worker.hpp"
 #include "test_support.hpp"
 
 using namespace imgpipe;

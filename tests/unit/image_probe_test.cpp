@@ -5,8 +5,8 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 
-#include "imgpipe/image_probe.hpp"
-#include "imgpipe/preprocess.hpp"
+#include "imgpipe/stages/image_probe.hpp"
+#include "imgpipe/stages/preprocess.hpp"
 #include "test_support.hpp"
 
 using namespace imgpipe;

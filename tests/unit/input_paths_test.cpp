@@ -6,8 +6,8 @@
 
 #include <algorithm>
 
-#include "imgpipe/codec.hpp"
-#include "imgpipe/job.hpp"
+#include "imgpipe/messages/codec.hpp"
+#include "imgpipe/job/batching.hpp"
 #include "test_support.hpp"
 
 using namespace imgpipe;

@@ -6,9 +6,10 @@
 #include <iostream>
 #include <sstream>
 
-#include "imgpipe/logging.hpp"
-#include "imgpipe/metrics.hpp"
-#include "imgpipe/stage_worker.hpp"
+#include "imgpipe/ops/logging.hpp"
+#include "imgpipe/ops/metrics.hpp"
+#include "imgpipe/worker/image_failure.hpp"
+#include "imgpipe/messages/protocol.hpp"
 
 using namespace imgpipe;
 

@@ -5,10 +5,10 @@
 #include <filesystem>
 #include <fstream>
 
-#include "imgpipe/classifier.hpp"
-#include "imgpipe/feature.hpp"
-#include "imgpipe/model_store.hpp"
-#include "imgpipe/preprocess.hpp"
+#include "imgpipe/stages/classify.hpp"
+#include "imgpipe/stages/feature.hpp"
+#include "imgpipe/models/model_store.hpp"
+#include "imgpipe/stages/preprocess.hpp"
 #include "test_support.hpp"
 
 using namespace imgpipe;

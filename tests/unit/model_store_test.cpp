@@ -3,7 +3,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "imgpipe/model_store.hpp"
+#include "imgpipe/models/model_store.hpp"
 #include "test_support.hpp"
 
 using namespace imgpipe;

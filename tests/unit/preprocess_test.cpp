@@ -4,8 +4,8 @@
 
 #include <array>
 
-#include "imgpipe/codec.hpp"
-#include "imgpipe/preprocess.hpp"
+#include "imgpipe/messages/codec.hpp"
+#include "imgpipe/stages/preprocess.hpp"
 #include "test_support.hpp"
 
 using namespace imgpipe;

@@ -4,10 +4,11 @@
 
 #include <algorithm>
 
-#include "imgpipe/classifier.hpp"
-#include "imgpipe/fashion_mnist.hpp"
-#include "imgpipe/feature.hpp"
-#include "imgpipe/local_pipeline.hpp"
+#include "imgpipe/stages/classify.hpp"
+#include "imgpipe/training/svm_training.hpp"
+#include "imgpipe/training/fashion_mnist.hpp"
+#include "imgpipe/stages/feature.hpp"
+#include "imgpipe/transport/local/local_pipeline.hpp"
 #include "test_support.hpp"
 
 using namespace imgpipe;
@@ -119,11 +120,11 @@ TEST_CASE("the linear SVM learns a separable problem and survives a save/load ro
     features.push_back(vector);
     labels.push_back(label);
   }
-  auto [classifier, report] = LinearClassifier::train(features, labels, 3, {});
+  auto [classifier, report] = train_linear_classifier(features, labels, 3, {});
   CHECK(report.holdout_accuracy == 1.0);
   for (std::size_t i = 0; i < features.size(); ++i)
     CHECK(classifier->predict(features[i]).class_index == labels[i]);
   CHECK_THROWS_AS(classifier->predict(std::vector<float>(5, 0.0f)), ModelError);
-  CHECK_THROWS_AS(LinearClassifier::train(features, std::vector<std::size_t>(features.size(), 0), 3, {}),
+  CHECK_THROWS_AS(train_linear_classifier(features, std::vector<std::size_t>(features.size(), 0), 3, {}),
                   std::invalid_argument);
 }

@@ -7,8 +7,8 @@
 #include <filesystem>
 #include <iterator>
 
-#include "imgpipe/job_state.hpp"
-#include "imgpipe/management_api.hpp"
+#include "imgpipe/job/state.hpp"
+#include "imgpipe/ops/management_api.hpp"
 #include "test_support.hpp"
 
 using namespace imgpipe;

@@ -1,5 +1,5 @@
 // imgpipe-classify: consumes imgpipe.features, publishes one label and score per image to the job's queue.
-#include "imgpipe/worker_flags.hpp"
+#include "imgpipe/worker/worker_flags.hpp"
 
 int main(int argc, char** argv) {
   return imgpipe::worker_main(argc, argv, "classify",

@@ -1,5 +1,5 @@
 // imgpipe-feature: consumes imgpipe.pixels (or imgpipe.images with --with-preprocess), publishes features.
-#include "imgpipe/worker_flags.hpp"
+#include "imgpipe/worker/worker_flags.hpp"
 
 int main(int argc, char** argv) {
   return imgpipe::worker_main(

@@ -1,13 +1,15 @@
 // imgpipe: the publisher tool. Submits jobs to the worker cluster, runs them locally, trains and
-// evaluates models. Parses flags only; the work is in imgpipe_common (commands.hpp).
+// evaluates models. Parses flags only; each subcommand is in this folder (commands.hpp), over the library.
 #include <CLI/CLI.hpp>
 
 #include <iostream>
 #include <map>
 
-#include "imgpipe/commands.hpp"
-#include "imgpipe/runtime.hpp"
-#include "imgpipe/secret_url_flags.hpp"
+#include "commands.hpp"
+#include "imgpipe/models/model_store.hpp"
+#include "imgpipe/ops/broker_address.hpp"
+#include "imgpipe/ops/stop_signal.hpp"
+#include "imgpipe/ops/secret_url_flags.hpp"
 
 namespace {
 

@@ -1,0 +1,37 @@
+// Broker mode for the publisher: publish the job's batches, collect exactly one result per image.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "imgpipe/transport/amqp/broker.hpp"
+#include "imgpipe/job/batching.hpp"
+#include "imgpipe/job/results.hpp"
+#include "imgpipe/job/journal.hpp"
+
+namespace imgpipe {
+
+struct BrokerJobSettings {
+  JobSettings job;
+  ConnectionOptions connection;
+  std::chrono::seconds idle_timeout{600};  // give up when no result arrived for this long
+  std::string job_id;                      // empty: a new one; the caller may need it before the job starts
+  std::function<void(const JobResults&)> on_progress;  // after each result message; may be empty
+  // Where confirmed publishes and results are recorded for `imgpipe submit --resume`; may be null.
+  JobJournal* journal = nullptr;
+  // Publishes are confirmed and journaled in groups of this many batches.
+  std::size_t journal_group = 8;
+  // Test knob: a pause after each published batch, so a test can kill the publisher mid-submit.
+  std::chrono::milliseconds publish_delay{0};
+};
+
+// Publishes `inputs` as the job's image batches, then collects results until `results` (which may hold
+// more images than `inputs`, and answers already, when a job is resumed) is complete. A dead letter of the
+// job (dead_letters.hpp) answers each image it carried with an error. Returns the job id. Throws
+// BrokerError when the broker cannot be reached or the job stalls.
+std::string run_broker_job(const BrokerAddress& address, const std::vector<JobInput>& inputs,
+                           const BrokerJobSettings& settings, JobResults& results, const LogFn& log);
+
+}  // namespace imgpipe

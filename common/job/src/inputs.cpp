@@ -1,0 +1,155 @@
+#include "imgpipe/job/inputs.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <random>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "imgpipe/ops/files.hpp"
+
+namespace imgpipe {
+namespace fs = std::filesystem;
+
+namespace {
+
+bool has_image_extension(const fs::path& path) {
+  static const std::set<std::string> kExtensions = {".jpg",  ".jpeg", ".png",  ".bmp",
+                                                    ".webp", ".tif",  ".tiff", ".gif"};
+  std::string extension = path.extension().string();
+  std::transform(extension.begin(), extension.end(), extension.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return kExtensions.count(extension) > 0;
+}
+
+struct Collected {
+  fs::path path;
+  fs::path confined_to;
+};
+
+// Symlinked folders are not entered (no loops, nothing outside the folder); a symlink with an image name is
+// collected whatever it points to, so that read_input can refuse it with the reason instead of the walk
+// dropping it silently.
+void add_folder(const fs::path& folder, std::vector<Collected>& out) {
+  std::vector<fs::path> found;
+  std::error_code error;
+  fs::recursive_directory_iterator walk(folder, fs::directory_options::skip_permission_denied, error);
+  if (error) throw UsageError("cannot read folder " + folder.string() + ": " + error.message());
+  for (const auto& entry : walk) {
+    if (!has_image_extension(entry.path())) continue;
+    std::error_code status_error;
+    if (entry.is_symlink(status_error) || entry.is_regular_file(status_error)) found.push_back(entry.path());
+  }
+  std::sort(found.begin(), found.end());
+  for (auto& path : found) out.push_back({std::move(path), folder});
+}
+
+void add_argument(const std::string& argument, std::vector<Collected>& out, int depth) {
+  if (argument.size() > 1 && argument.front() == '@') {
+    if (depth > 4) throw UsageError("list files nest too deeply at " + argument);
+    const fs::path list = argument.substr(1);
+    std::ifstream in(list);
+    if (!in) throw UsageError("cannot read the list file " + list.string() + ": " + std::strerror(errno));
+    std::string line;
+    while (std::getline(in, line)) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line.empty() || line.front() == '#') continue;
+      const fs::path named = line;
+      add_argument(named.is_absolute() ? line : (list.parent_path() / named).string(), out, depth + 1);
+    }
+    return;
+  }
+  std::error_code error;
+  if (fs::is_directory(argument, error)) {
+    add_folder(argument, out);
+  } else {
+    out.push_back({argument, {}});  // a missing file gets its own error line when it is read
+  }
+}
+
+}  // namespace
+
+std::vector<JobInput> collect_inputs(const std::vector<std::string>& arguments) {
+  std::vector<Collected> paths;
+  for (const auto& argument : arguments) add_argument(argument, paths, 0);
+  std::vector<JobInput> inputs;
+  inputs.reserve(paths.size());
+  const int width = std::max<int>(6, static_cast<int>(std::to_string(paths.size()).size()));
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    std::ostringstream id;
+    id << std::setw(width) << std::setfill('0') << i;
+    inputs.push_back({id.str(), std::move(paths[i].path), std::move(paths[i].confined_to)});
+  }
+  return inputs;
+}
+
+ReadOutcome read_input(const JobInput& input, std::size_t max_file_bytes) {
+  auto fail = [&](const std::string& reason) {
+    return ReadOutcome{std::nullopt, ImageResult{input.image_id, "", 0.0, reason}};
+  };
+  // What is opened: the path as named, or for a file found in a folder the file it resolves to, checked to
+  // lie inside that folder, opened without following a last-moment symlink (O_NOFOLLOW). Resolving here,
+  // when the file is read, rather than when the folder was walked, leaves a swapped link only the moment
+  // between canonical() and open() on a folder component (openat2 RESOLVE_BENEATH would close that too).
+  fs::path file = input.path;
+  std::error_code error;
+  if (!input.confined_to.empty()) {
+    const fs::path resolved = fs::canonical(input.path, error);
+    if (error == std::errc::too_many_symbolic_link_levels)
+      return fail("symlink loop (too many levels of symbolic links)");
+    if (error) {
+      std::error_code link_error;
+      if (fs::is_symlink(fs::symlink_status(input.path, link_error)))
+        return fail("broken symlink (its target does not exist)");
+      return fail("cannot read file: " + error.message());
+    }
+    const fs::path root = fs::canonical(input.confined_to, error);
+    if (error) return fail("cannot read the input folder: " + error.message());
+    const auto [root_end, unused] = std::mismatch(root.begin(), root.end(), resolved.begin(), resolved.end());
+    if (root_end != root.end()) return fail("symlink points outside the input folder");
+    file = resolved;
+  }
+  // O_NONBLOCK: a FIFO given as an image must not hang the job in open(); regular files ignore it.
+  FileDescriptor fd(
+      ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | (input.confined_to.empty() ? 0 : O_NOFOLLOW)));
+  if (fd.get() < 0) {
+    if (errno == ENOENT) {
+      std::error_code link_error;
+      if (fs::is_symlink(fs::symlink_status(input.path, link_error)))
+        return fail("broken symlink (its target does not exist)");
+      return fail("cannot read file: no such file");
+    }
+    if (errno == ELOOP) return fail("symlink loop (too many levels of symbolic links)");
+    return fail(std::string("cannot read file: ") + std::strerror(errno));
+  }
+  struct stat info {};
+  if (::fstat(fd.get(), &info) != 0) return fail(std::string("cannot read file: ") + std::strerror(errno));
+  if (!S_ISREG(info.st_mode)) return fail("not a regular file");
+  const auto size = static_cast<std::size_t>(info.st_size);
+  if (size > max_file_bytes) {
+    return fail("file of " + std::to_string(size) + " bytes is over the limit of " +
+                std::to_string(max_file_bytes) + " bytes");
+  }
+  EncodedImage image{input.image_id, std::vector<std::uint8_t>(size)};
+  std::size_t done = 0;
+  while (done < size) {
+    const ssize_t got = ::read(fd.get(), image.bytes.data() + done, size - done);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return fail(std::string("cannot read file: ") + std::strerror(errno));
+    if (got == 0) return fail("cannot read file: it changed while being read");
+    done += static_cast<std::size_t>(got);
+  }
+  return {std::move(image), std::nullopt};
+}
+
+}  // namespace imgpipe

@@ -1,0 +1,91 @@
+// The model store: one folder per model, <root>/<name>/model.json beside the files it names.
+// model.json pins each file by sha256 and ties the classifier to the backbone it was trained on.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace imgpipe {
+
+// A model that cannot be used as asked: missing, malformed, tampered or mismatched. what() says which.
+class ModelError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class ResizeMode { stretch, center_crop };  // stretch to WxH, or scale the short side then crop
+enum class Interpolation { area, linear };
+
+struct InputSpec {
+  int width = 0;
+  int height = 0;
+  int channels = 0;  // 1 (grey) or 3 (RGB)
+  ResizeMode resize = ResizeMode::stretch;
+  Interpolation interpolation = Interpolation::area;
+  std::vector<float> mean;  // per channel, applied to pixel/255
+  std::vector<float> std;
+};
+
+struct BackboneSpec {
+  std::string file;  // relative to the model folder
+  std::string sha256;
+  std::string architecture;  // free text, e.g. "fashion-cnn" or "resnet50"
+  int feature_dim = 0;
+};
+
+struct ClassifierSpec {
+  std::string file;
+  std::string sha256;
+  std::string backbone_sha256;  // the backbone whose features it was trained on
+};
+
+struct ModelConfig {
+  std::string name;
+  std::string version;  // first 12 hex digits of sha256(model.json); set when loaded from or saved to disk
+  std::filesystem::path dir;
+  std::string description;
+  InputSpec input;
+  BackboneSpec backbone;
+  std::optional<ClassifierSpec> classifier;  // absent for a backbone-only entry (input to `imgpipe train`)
+  std::vector<std::string> classes;
+
+  std::filesystem::path backbone_path() const { return dir / backbone.file; }
+  std::filesystem::path classifier_path() const;  // throws ModelError when there is no classifier
+  nlohmann::json to_json() const;
+  static ModelConfig from_json(const nlohmann::json& json, const std::string& name);  // throws ModelError
+};
+
+class ModelStore {
+ public:
+  explicit ModelStore(std::filesystem::path root);
+
+  const std::filesystem::path& root() const { return root_; }
+  // Reads and validates <root>/<name>/model.json and checks every file against its sha256.
+  ModelConfig load(const std::string& name) const;
+  // Cheap check of whether model.json changed since `version` (no file hashing).
+  std::string current_version(const std::string& name) const;
+  std::vector<std::string> names() const;
+  // Writes <root>/<config.name>/model.json (files must already be in place); returns the new version.
+  std::string save(ModelConfig& config) const;
+  std::filesystem::path dir_of(const std::string& name) const;  // validates the name; confined to root
+
+ private:
+  [[noreturn]] void throw_not_found(const std::string& name, const std::filesystem::path& config_file) const;
+  std::filesystem::path root_;
+};
+
+// Names are confined to [A-Za-z0-9._-], not starting with '.', so a name can never leave the store.
+bool is_valid_model_name(const std::string& name);
+std::string sha256_hex_of_file(const std::filesystem::path& file);
+std::string sha256_hex(const void* data, std::size_t size);
+
+// The store used when neither --models nor IMGPIPE_MODELS names one: compiled in (the source tree's models/;
+// containers set IMGPIPE_MODELS).
+std::string default_model_dir();
+
+}  // namespace imgpipe

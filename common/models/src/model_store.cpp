@@ -1,0 +1,300 @@
+#include "imgpipe/models/model_store.hpp"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+namespace imgpipe {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr int kFormat = 1;
+
+struct DigestContextDeleter {
+  void operator()(EVP_MD_CTX* context) const { EVP_MD_CTX_free(context); }
+};
+using DigestContext = std::unique_ptr<EVP_MD_CTX, DigestContextDeleter>;
+
+DigestContext new_sha256() {
+  DigestContext context(EVP_MD_CTX_new());
+  if (!context || EVP_DigestInit_ex(context.get(), EVP_sha256(), nullptr) != 1) {
+    throw std::runtime_error("OpenSSL could not start a sha256 digest");
+  }
+  return context;
+}
+
+std::string finish_hex(EVP_MD_CTX* context) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int length = 0;
+  if (EVP_DigestFinal_ex(context, digest.data(), &length) != 1) {
+    throw std::runtime_error("OpenSSL could not finish a sha256 digest");
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned int i = 0; i < length; ++i) {
+    hex += kHex[digest[i] >> 4];
+    hex += kHex[digest[i] & 15];
+  }
+  return hex;
+}
+
+std::string read_text(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw ModelError("cannot read " + file.string());
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+const char* to_string(ResizeMode mode) {
+  return mode == ResizeMode::stretch ? "stretch" : "center-crop";
+}
+const char* to_string(Interpolation mode) {
+  return mode == Interpolation::area ? "area" : "linear";
+}
+
+template <typename T>
+T field(const json& object, const char* key, const std::string& where) {
+  if (!object.is_object() || !object.contains(key)) {
+    throw ModelError(where + ": missing field \"" + key + "\"");
+  }
+  try {
+    return object.at(key).get<T>();
+  } catch (const json::exception& error) {
+    throw ModelError(where + ": field \"" + key + "\" has the wrong type (" + error.what() + ")");
+  }
+}
+
+void check_file(const fs::path& dir, const std::string& relative, const std::string& expected_sha,
+                const std::string& what) {
+  if (relative.empty() || fs::path(relative).is_absolute() || relative.find("..") != std::string::npos) {
+    throw ModelError(what + " file name \"" + relative + "\" must be a plain name inside the model folder");
+  }
+  const fs::path file = dir / relative;
+  if (!fs::is_regular_file(file)) throw ModelError(what + " file " + file.string() + " is missing");
+  const std::string actual = sha256_hex_of_file(file);
+  if (actual != expected_sha) {
+    throw ModelError(what + " file " + file.string() + " does not match model.json: sha256 is " + actual +
+                     ", expected " + expected_sha + " (the file was changed or replaced)");
+  }
+}
+
+}  // namespace
+
+std::string sha256_hex(const void* data, std::size_t size) {
+  auto context = new_sha256();
+  if (EVP_DigestUpdate(context.get(), data, size) != 1) throw std::runtime_error("sha256 update failed");
+  return finish_hex(context.get());
+}
+
+std::string sha256_hex_of_file(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw ModelError("cannot read " + file.string());
+  auto context = new_sha256();
+  std::vector<char> chunk(1 << 20);
+  while (in) {
+    in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+    if (in.gcount() > 0 &&
+        EVP_DigestUpdate(context.get(), chunk.data(), static_cast<std::size_t>(in.gcount())) != 1) {
+      throw std::runtime_error("sha256 update failed for " + file.string());
+    }
+  }
+  if (in.bad()) throw ModelError("read error on " + file.string());
+  return finish_hex(context.get());
+}
+
+bool is_valid_model_name(const std::string& name) {
+  if (name.empty() || name.size() > 128 || name.front() == '.') return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
+  });
+}
+
+fs::path ModelConfig::classifier_path() const {
+  if (!classifier) throw ModelError("model " + name + " has no classifier (it is a backbone-only entry)");
+  return dir / classifier->file;
+}
+
+json ModelConfig::to_json() const {
+  json out = {
+      {"format", kFormat},
+      {"name", name},
+      {"description", description},
+      {"input",
+       {{"width", input.width},
+        {"height", input.height},
+        {"channels", input.channels},
+        {"resize", to_string(input.resize)},
+        {"interpolation", to_string(input.interpolation)},
+        {"mean", input.mean},
+        {"std", input.std}}},
+      {"backbone",
+       {{"file", backbone.file},
+        {"sha256", backbone.sha256},
+        {"architecture", backbone.architecture},
+        {"feature_dim", backbone.feature_dim}}},
+  };
+  if (classifier) {
+    out["classifier"] = {{"file", classifier->file},
+                         {"sha256", classifier->sha256},
+                         {"backbone_sha256", classifier->backbone_sha256}};
+    out["classes"] = classes;
+  }
+  return out;
+}
+
+ModelConfig ModelConfig::from_json(const json& j, const std::string& name) {
+  const std::string where = "model.json of " + name;
+  if (!j.is_object()) throw ModelError(where + ": not a JSON object");
+  if (field<int>(j, "format", where) != kFormat) {
+    throw ModelError(where + ": unsupported format " + j.at("format").dump() + " (this build reads format " +
+                     std::to_string(kFormat) + ")");
+  }
+  ModelConfig config;
+  config.name = field<std::string>(j, "name", where);
+  if (config.name != name) throw ModelError(where + ": its name field says \"" + config.name + "\"");
+  config.description = j.value("description", "");
+
+  const json& input = j.contains("input") ? j.at("input") : json();
+  const std::string input_where = where + " input";
+  config.input.width = field<int>(input, "width", input_where);
+  config.input.height = field<int>(input, "height", input_where);
+  config.input.channels = field<int>(input, "channels", input_where);
+  const auto resize = field<std::string>(input, "resize", input_where);
+  const auto interpolation = field<std::string>(input, "interpolation", input_where);
+  config.input.mean = field<std::vector<float>>(input, "mean", input_where);
+  config.input.std = field<std::vector<float>>(input, "std", input_where);
+  if (config.input.width < 1 || config.input.height < 1 || config.input.width > 4096 ||
+      config.input.height > 4096) {
+    throw ModelError(input_where + ": width and height must be within 1..4096");
+  }
+  if (config.input.channels != 1 && config.input.channels != 3) {
+    throw ModelError(input_where + ": channels must be 1 or 3");
+  }
+  if (resize == "stretch") {
+    config.input.resize = ResizeMode::stretch;
+  } else if (resize == "center-crop") {
+    config.input.resize = ResizeMode::center_crop;
+  } else {
+    throw ModelError(input_where + ": resize must be \"stretch\" or \"center-crop\", not \"" + resize + "\"");
+  }
+  if (interpolation == "area") {
+    config.input.interpolation = Interpolation::area;
+  } else if (interpolation == "linear") {
+    config.input.interpolation = Interpolation::linear;
+  } else {
+    throw ModelError(input_where + ": interpolation must be \"area\" or \"linear\"");
+  }
+  const auto channels = static_cast<std::size_t>(config.input.channels);
+  if (config.input.mean.size() != channels || config.input.std.size() != channels) {
+    throw ModelError(input_where + ": mean and std need one value per channel");
+  }
+  if (std::any_of(config.input.std.begin(), config.input.std.end(), [](float s) { return !(s > 0.0f); })) {
+    throw ModelError(input_where + ": std values must be positive");
+  }
+
+  const json& backbone = j.contains("backbone") ? j.at("backbone") : json();
+  config.backbone.file = field<std::string>(backbone, "file", where + " backbone");
+  config.backbone.sha256 = field<std::string>(backbone, "sha256", where + " backbone");
+  config.backbone.architecture = backbone.value("architecture", "");
+  config.backbone.feature_dim = field<int>(backbone, "feature_dim", where + " backbone");
+  if (config.backbone.feature_dim < 1) throw ModelError(where + ": backbone feature_dim must be positive");
+
+  if (j.contains("classifier")) {
+    const json& classifier = j.at("classifier");
+    ClassifierSpec spec;
+    spec.file = field<std::string>(classifier, "file", where + " classifier");
+    spec.sha256 = field<std::string>(classifier, "sha256", where + " classifier");
+    spec.backbone_sha256 = field<std::string>(classifier, "backbone_sha256", where + " classifier");
+    config.classifier = spec;
+    config.classes = field<std::vector<std::string>>(j, "classes", where);
+    if (config.classes.size() < 2) throw ModelError(where + ": a classifier needs at least two classes");
+  }
+  return config;
+}
+
+ModelStore::ModelStore(fs::path root) : root_(std::move(root)) {}
+
+void ModelStore::throw_not_found(const std::string& name, const fs::path& config_file) const {
+  throw ModelError("model \"" + name + "\" not found: no " + config_file.string() +
+                   (names().empty() ? " (the model store is empty)" : ""));
+}
+
+fs::path ModelStore::dir_of(const std::string& name) const {
+  if (!is_valid_model_name(name)) {
+    throw ModelError("\"" + name +
+                     "\" is not a valid model name (letters, digits, '.', '_', '-'; no leading '.')");
+  }
+  return root_ / name;
+}
+
+std::string ModelStore::current_version(const std::string& name) const {
+  const fs::path config_file = dir_of(name) / "model.json";
+  if (!fs::is_regular_file(config_file)) throw_not_found(name, config_file);
+  const std::string text = read_text(config_file);
+  return sha256_hex(text.data(), text.size()).substr(0, 12);
+}
+
+ModelConfig ModelStore::load(const std::string& name) const {
+  const fs::path dir = dir_of(name);
+  const fs::path config_file = dir / "model.json";
+  if (!fs::is_regular_file(config_file)) throw_not_found(name, config_file);
+  const std::string text = read_text(config_file);
+  json parsed;
+  try {
+    parsed = json::parse(text);
+  } catch (const json::parse_error& error) {
+    throw ModelError(config_file.string() + " is not valid JSON: " + error.what());
+  }
+  ModelConfig config = ModelConfig::from_json(parsed, name);
+  config.dir = dir;
+  config.version = sha256_hex(text.data(), text.size()).substr(0, 12);
+  check_file(dir, config.backbone.file, config.backbone.sha256, "model " + name + ": backbone");
+  if (config.classifier) {
+    check_file(dir, config.classifier->file, config.classifier->sha256, "model " + name + ": classifier");
+    if (config.classifier->backbone_sha256 != config.backbone.sha256) {
+      throw ModelError("model " + name + ": the classifier was trained on the features of backbone " +
+                       config.classifier->backbone_sha256.substr(0, 12) + ", but the model's backbone is " +
+                       config.backbone.sha256.substr(0, 12) + "; retrain it with `imgpipe train`");
+    }
+  }
+  return config;
+}
+
+std::vector<std::string> ModelStore::names() const {
+  std::vector<std::string> found;
+  std::error_code error;
+  for (const auto& entry : fs::directory_iterator(root_, error)) {
+    const std::string name = entry.path().filename().string();
+    if (is_valid_model_name(name) && fs::is_regular_file(entry.path() / "model.json")) found.push_back(name);
+  }
+  std::sort(found.begin(), found.end());
+  return found;
+}
+
+std::string ModelStore::save(ModelConfig& config) const {
+  const fs::path dir = dir_of(config.name);
+  fs::create_directories(dir);
+  config.dir = dir;
+  const std::string text = config.to_json().dump(2) + "\n";
+  // Write beside and rename, so a reader never sees half a model.json.
+  const fs::path temporary = dir / "model.json.tmp";
+  {
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out) throw ModelError("cannot write " + temporary.string());
+  }
+  fs::rename(temporary, dir / "model.json");
+  config.version = sha256_hex(text.data(), text.size()).substr(0, 12);
+  return config.version;
+}
+
+}  // namespace imgpipe

@@ -1,0 +1,33 @@
+#include "imgpipe/stages/classify.hpp"
+
+#include "imgpipe/stages/model_for_batch.hpp"
+
+namespace imgpipe {
+
+ClassifyStage::ClassifyStage(ModelStore store, ModelLoadObserver on_load)
+    : classifiers_(std::move(store), LinearClassifier::load, std::move(on_load)) {}
+
+StageOutput ClassifyStage::process(const Batch& in) {
+  const auto* batch = std::get_if<FeatureBatch>(&in);
+  if (batch == nullptr)
+    throw MessageError(std::string("classify expects a features batch, got ") + to_string(kind_of(in)));
+  StageOutput output;
+  const auto loaded = model_for_batch(classifiers_, batch->job, batch->features, output);
+  if (!loaded) return output;
+  const auto& model = *loaded;
+  ResultBatch results{batch->job, name(), {}};
+  results.job.model_version = model.config->version;
+  for (const auto& feature : batch->features) {
+    try {
+      const Prediction prediction = model.loaded->predict(feature.values);
+      results.results.push_back(
+          {feature.image_id, model.config->classes.at(prediction.class_index), prediction.score, ""});
+    } catch (const ModelError& error) {
+      output.errors.push_back({feature.image_id, "", 0.0, error.what()});
+    }
+  }
+  if (!results.results.empty()) output.next = std::move(results);
+  return output;
+}
+
+}  // namespace imgpipe

@@ -1,0 +1,41 @@
+// Short-lived administrative access to the broker for tools and tests: declare, inspect, drain.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "imgpipe/transport/amqp/broker.hpp"
+
+namespace imgpipe {
+
+// Opens a connection and declares the pipeline topology.
+void declare_topology(const BrokerAddress& address, const ConnectionOptions& options);
+
+// No reconnects, and heartbeats are serviced only inside its calls: idle longer than two heartbeats and the
+// broker drops it.
+class BrokerSession {
+ public:
+  BrokerSession(const BrokerAddress& address, const ConnectionOptions& options);
+  ~BrokerSession();
+  BrokerSession(const BrokerSession&) = delete;
+  BrokerSession& operator=(const BrokerSession&) = delete;
+
+  void declare_topology();
+  // A stage queue like imgpipe.images (quorum, options.delivery_limit, dead-lettered to imgpipe.dead under
+  // its own name) with any name: lets tests run stages on private queues.
+  void declare_stage_queue(const std::string& name);
+  // Ready messages, not counting those delivered and unacked. Throws BrokerRefused if the queue is missing.
+  std::uint32_t message_count(const std::string& queue);
+  // Takes one message off the queue (basic.get, acked at once), or nullopt when the queue is empty.
+  std::optional<IncomingMessage> get(const std::string& queue);
+  void purge(const std::string& queue);
+  void delete_queue(const std::string& queue);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace imgpipe

@@ -1,0 +1,51 @@
+// One plain connection for administrative work; failures surface to the caller, nothing is retried.
+#include "imgpipe/transport/amqp/broker_session.hpp"
+
+#include "amqp_connection.hpp"
+#include "topology.hpp"
+
+namespace imgpipe {
+
+struct BrokerSession::Impl {
+  ConnectionOptions options;
+  amqp::Connection connection;
+  Impl(const BrokerAddress& address, const ConnectionOptions& opts)
+      : options(opts), connection(address, opts) {}
+};
+
+BrokerSession::BrokerSession(const BrokerAddress& address, const ConnectionOptions& options)
+    : impl_(std::make_unique<Impl>(address, options)) {}
+
+BrokerSession::~BrokerSession() = default;
+
+void BrokerSession::declare_topology() {
+  topology::declare_pipeline(impl_->connection, impl_->options);
+}
+
+void BrokerSession::declare_stage_queue(const std::string& name) {
+  // Only the dead-letter plumbing: a private queue must not impose its options on the pipeline's queues.
+  topology::declare_dead_letters(impl_->connection);
+  topology::declare_stage_queue(impl_->connection, name, impl_->options);
+}
+
+std::uint32_t BrokerSession::message_count(const std::string& queue) {
+  return impl_->connection.message_count(queue);
+}
+
+std::optional<IncomingMessage> BrokerSession::get(const std::string& queue) {
+  return impl_->connection.get(queue);
+}
+
+void BrokerSession::purge(const std::string& queue) {
+  impl_->connection.purge_queue(queue);
+}
+
+void BrokerSession::delete_queue(const std::string& queue) {
+  impl_->connection.delete_queue(queue);
+}
+
+void declare_topology(const BrokerAddress& address, const ConnectionOptions& options) {
+  BrokerSession(address, options).declare_topology();
+}
+
+}  // namespace imgpipe

@@ -1,0 +1,280 @@
+// QueueWorker: the IO thread (the caller of run()) owns the connection; a ComputeSlot runs the handler.
+// Per connection, a WorkerSession tracks what the broker has given us and what we owe it.
+#include "imgpipe/transport/amqp/queue_worker.hpp"
+
+#include "amqp_connection.hpp"
+#include "backoff.hpp"
+#include "compute_slot.hpp"
+#include "confirm_tracker.hpp"
+#include "event_fd.hpp"
+#include "topology.hpp"
+#include "imgpipe/pipeline/stage_graph.hpp"
+
+#include <poll.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <deque>
+#include <map>
+#include <system_error>
+#include <thread>
+
+namespace imgpipe {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+struct WorkerCounters {
+  std::atomic<std::uint64_t> handled{0};
+  std::atomic<std::uint64_t> published{0};
+  std::atomic<std::uint64_t> reconnects{0};
+  std::uint64_t confirmed_deliveries = 0;  // IO thread only: deliveries whose outputs were all confirmed
+};
+
+void emit(const LogFn& log, std::string_view level, const std::string& line) {
+  if (log) log(level, line);
+}
+
+// Everything that belongs to one connection: delivery tags and publish sequence numbers mean nothing on
+// the next one, so a reconnect simply discards this object.
+class WorkerSession {
+ public:
+  WorkerSession(const BrokerAddress& address, const WorkerOptions& options, const LogFn& log,
+                WorkerCounters& counters, std::uint64_t epoch, ComputeSlot& compute, EventFd& wake)
+      : options_(options),
+        log_(log),
+        counters_(counters),
+        epoch_(epoch),
+        compute_(compute),
+        wake_(wake),
+        connection_(address, options.connection) {
+    // A pipeline worker declares every stage queue, so its outputs never go to a queue that does not exist
+    // yet. A worker on a private queue (tests, tools) must not impose its delivery limit on the pipeline.
+    if (is_stage_queue(options.queue)) {
+      topology::declare_pipeline(connection_, options.connection);
+    } else if (options.queue == queues::dead) {  // a dead-letter reader: the queue is a classic one
+      topology::declare_dead_letters(connection_);
+    } else {
+      topology::declare_dead_letters(connection_);
+      topology::declare_stage_queue(connection_, options.queue, options.connection);
+    }
+    connection_.set_prefetch(static_cast<std::uint16_t>(std::clamp(options.prefetch, 1, 65535)));
+    connection_.enable_confirms();
+    consumer_tag_ = connection_.consume(options.queue);
+  }
+
+  // Returns once `stop` is set and the delivery in flight is acked; throws BrokerError on connection loss.
+  void run(const std::atomic<bool>& stop) {
+    const auto idle_wait = poll_interval();
+    bool stopping = false;
+    std::chrono::steady_clock::time_point stop_deadline;
+    while (true) {
+      while (auto event = connection_.next_event(0ms)) handle(std::move(*event), stopping);
+      if (auto result = compute_.take()) finish(std::move(*result));
+      report_held();
+
+      if (stop && !stopping) {
+        stopping = true;
+        // A broker that never confirms (a quorum queue without a leader) must not block shutdown forever.
+        stop_deadline = std::chrono::steady_clock::now() + options_.connection.rpc_timeout;
+        // Deliveries still buffered go back to the queue when the channel closes.
+        connection_.cancel(consumer_tag_);
+      }
+      if (stopping && !compute_.busy() && awaiting_.empty()) return;
+      if (stopping && !compute_.busy() && std::chrono::steady_clock::now() >= stop_deadline) {
+        emit(log_, "warn",
+             "stopping with " + std::to_string(unconfirmed_.size()) +
+                 " publishes unconfirmed; their inputs stay unacked and will be redelivered");
+        return;
+      }
+      if (!stopping && !compute_.busy() && !buffered_.empty() &&
+          unconfirmed_.size() < static_cast<std::size_t>(std::max(options_.confirm_window, 1))) {
+        compute_.submit(epoch_, std::move(buffered_.front()));
+        buffered_.pop_front();
+      }
+      wait_for_io(idle_wait);
+    }
+  }
+
+  ~WorkerSession() {
+    // Whatever this connection held goes back to the broker with it.
+    if (held_ != 0 && options_.on_held_changed) options_.on_held_changed(0);
+  }
+  WorkerSession(const WorkerSession&) = delete;
+  WorkerSession& operator=(const WorkerSession&) = delete;
+
+ private:
+  struct PendingPublish {
+    std::uint64_t delivery_tag = 0;
+    OutgoingMessage message;
+    int attempts = 1;
+  };
+
+  // A delivery is in exactly one place: buffered, in the compute slot, or awaiting its confirms.
+  void report_held() {
+    if (!options_.on_held_changed) return;
+    const std::size_t held = buffered_.size() + (compute_.busy() ? 1 : 0) + awaiting_.size();
+    if (held == held_) return;
+    held_ = held;
+    options_.on_held_changed(held);
+  }
+
+  // Short enough that rabbitmq-c, called after every wait, sends heartbeats on time.
+  std::chrono::milliseconds poll_interval() const {
+    const auto heartbeat =
+        std::chrono::duration_cast<std::chrono::milliseconds>(options_.connection.heartbeat);
+    if (heartbeat <= 0ms) return 200ms;
+    return std::clamp(heartbeat / 4, 10ms, 200ms);
+  }
+
+  void wait_for_io(std::chrono::milliseconds timeout) {
+    pollfd fds[2] = {{connection_.socket_fd(), POLLIN, 0}, {wake_.fd(), POLLIN, 0}};
+    const int ready = ::poll(fds, 2, static_cast<int>(timeout.count()));
+    if (ready < 0 && errno != EINTR) throw std::system_error(errno, std::generic_category(), "poll");
+    if (ready > 0 && (fds[1].revents & POLLIN) != 0) wake_.drain();
+  }
+
+  void handle(amqp::Event event, bool stopping) {
+    if (auto* delivery = std::get_if<IncomingMessage>(&event)) {
+      // While stopping, a delivery that raced the cancel stays unacked and returns to the queue on close.
+      if (!stopping) buffered_.push_back(std::move(*delivery));
+    } else if (const auto* confirm = std::get_if<amqp::Confirm>(&event)) {
+      settle(*confirm);
+    } else if (const auto* returned = std::get_if<amqp::Returned>(&event)) {
+      emit(log_, "warn",
+           "broker returned a message for " + returned->routing_key + ": " +
+               std::to_string(returned->reply_code) + " " + returned->reply_text);
+    } else if (const auto* blocked = std::get_if<amqp::Blocked>(&event)) {
+      // Nothing to do but wait: the broker keeps our connection and our deliveries, and reads our publishes
+      // again once the alarm clears. No confirm timeout runs meanwhile.
+      emit(log_, "warn",
+           "the broker blocked our publishes (" + blocked->reason + "); waiting for it to clear");
+    } else if (std::holds_alternative<amqp::Unblocked>(event)) {
+      emit(log_, "info", "the broker unblocked our publishes");
+    } else {
+      throw BrokerUnreachable("the broker cancelled our consumer of " + options_.queue);
+    }
+  }
+
+  void finish(ComputeSlot::Result result) {
+    if (result.connection_epoch != epoch_) {
+      emit(log_, "info", "dropping a result from a lost connection; the broker redelivers its input");
+      return;
+    }
+    if (result.error) {
+      emit(log_, "error",
+           "handler failed on a delivery from " + options_.queue + ": " + *result.error +
+               "; rejecting it with requeue (the delivery limit dead-letters it if it keeps failing)");
+      connection_.reject(result.delivery_tag, true);
+      return;
+    }
+    if (result.outputs.empty()) {
+      acknowledge(result.delivery_tag);
+      return;
+    }
+    awaiting_[result.delivery_tag] = result.outputs.size();
+    for (auto& output : result.outputs) {
+      unconfirmed_.publish(connection_, PendingPublish{result.delivery_tag, std::move(output), 1});
+    }
+  }
+
+  void acknowledge(std::uint64_t delivery_tag) {
+    connection_.ack(delivery_tag);
+    ++counters_.handled;
+  }
+
+  // The moment between "outputs confirmed" and "input acked", which WorkerOptions::before_ack may watch.
+  void outputs_confirmed(std::uint64_t delivery_tag) {
+    ++counters_.confirmed_deliveries;
+    if (options_.before_ack) options_.before_ack(counters_.confirmed_deliveries);
+    acknowledge(delivery_tag);
+  }
+
+  void settle(const amqp::Confirm& confirm) {
+    // Take the settled publishes out first: a nack republishes under new sequence numbers.
+    for (auto& publish : unconfirmed_.settle(confirm)) {
+      const auto waiting = awaiting_.find(publish.delivery_tag);
+      if (waiting == awaiting_.end()) continue;  // its input was already rejected
+      if (confirm.ack) {
+        ++counters_.published;
+        if (--waiting->second == 0) {
+          awaiting_.erase(waiting);
+          outputs_confirmed(publish.delivery_tag);
+        }
+      } else if (!unconfirmed_.retry_nacked(connection_, publish, log_)) {
+        emit(log_, "error",
+             "broker nacked a publish to " + publish.message.routing_key + " " +
+                 std::to_string(amqp::max_publish_attempts) + " times; requeueing its input");
+        awaiting_.erase(waiting);
+        connection_.reject(publish.delivery_tag, true);
+      }
+    }
+  }
+
+  const WorkerOptions& options_;
+  const LogFn& log_;
+  WorkerCounters& counters_;
+  const std::uint64_t epoch_;
+  ComputeSlot& compute_;
+  EventFd& wake_;
+  amqp::Connection connection_;
+  std::string consumer_tag_;
+  std::deque<IncomingMessage> buffered_;                 // delivered, not yet handed to the handler
+  std::map<std::uint64_t, std::size_t> awaiting_;        // delivery tag -> outputs not yet confirmed
+  amqp::ConfirmTracker<PendingPublish> unconfirmed_;
+  std::size_t held_ = 0;                                 // last count given to on_held_changed
+};
+
+}  // namespace
+
+struct QueueWorker::Impl {
+  BrokerAddress address;
+  WorkerOptions options;
+  DeliveryHandler handler;
+  LogFn log;
+  WorkerCounters counters;
+};
+
+QueueWorker::QueueWorker(BrokerAddress address, WorkerOptions options, DeliveryHandler handler, LogFn log)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->address = std::move(address);
+  impl_->options = std::move(options);
+  impl_->handler = std::move(handler);
+  impl_->log = std::move(log);
+}
+
+QueueWorker::~QueueWorker() = default;
+
+void QueueWorker::run(const std::atomic<bool>& stop) {
+  Impl& w = *impl_;
+  EventFd wake;
+  ComputeSlot compute(w.handler, wake);
+  Backoff backoff(250ms, w.options.max_backoff);
+  std::uint64_t epoch = 0;
+  bool connected_before = false;
+  while (!stop) {
+    try {
+      WorkerSession session(w.address, w.options, w.log, w.counters, ++epoch, compute, wake);
+      if (connected_before) ++w.counters.reconnects;
+      connected_before = true;
+      backoff.reset();
+      emit(w.log, "info", "consuming " + w.options.queue + " on " + w.address.redacted());
+      session.run(stop);
+      emit(w.log, "info", "stopped consuming " + w.options.queue);
+      return;
+    } catch (const BrokerError& error) {
+      const auto delay = backoff.next();
+      emit(w.log, "warn",
+           std::string(error.what()) + "; reconnecting in " + std::to_string(delay.count()) + " ms");
+      sleep_unless_stopped(delay, stop);
+    }
+  }
+}
+
+QueueWorker::Stats QueueWorker::stats() const {
+  return {impl_->counters.handled.load(), impl_->counters.published.load(),
+          impl_->counters.reconnects.load()};
+}
+
+}  // namespace imgpipe

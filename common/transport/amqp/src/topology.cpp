@@ -1,0 +1,44 @@
+#include "topology.hpp"
+
+#include "imgpipe/pipeline/stage_graph.hpp"
+
+namespace imgpipe::topology {
+
+void declare_stage_queue(amqp::Connection& connection, const std::string& name,
+                         const ConnectionOptions& options) {
+  // Quorum queues count redeliveries; without x-delivery-limit (3.10 has no default) a poison message
+  // would cycle forever.
+  connection.declare_queue(name, {{"x-queue-type", std::string("quorum")},
+                                  {"x-delivery-limit", std::int64_t{options.delivery_limit}},
+                                  {"x-dead-letter-exchange", std::string(queues::dead_letter_exchange)},
+                                  {"x-dead-letter-routing-key", name}});
+  connection.bind_queue(queues::dead, queues::dead_letter_exchange, name);
+  connection.bind_exchange(queues::dead_letters_by_job, queues::dead_letter_exchange, name);
+}
+
+void declare_dead_letters(amqp::Connection& connection) {
+  // imgpipe.dlx stays a direct exchange: brokers of earlier releases have it, and re-declaring an
+  // exchange with another type is refused (406). The per-job copies go through a second exchange instead.
+  connection.declare_exchange(queues::dead_letter_exchange, "direct");
+  connection.declare_exchange(queues::dead_letters_by_job, "headers");
+  connection.declare_queue(queues::dead, {});
+}
+
+void declare_pipeline(amqp::Connection& connection, const ConnectionOptions& options) {
+  declare_dead_letters(connection);
+  for (const auto& stage : stage_graph()) declare_stage_queue(connection, stage.queue, options);
+}
+
+void declare_result_queue(amqp::Connection& connection, const std::string& name,
+                          std::chrono::milliseconds ttl) {
+  connection.declare_queue(name, {{"x-expires", std::int64_t{ttl.count()}}});
+}
+
+void bind_job_dead_letters(amqp::Connection& connection, const std::string& result_queue,
+                           const std::string& job_id) {
+  // "all-with-x": plain "all" skips headers that start with x-, and would then match every dead letter.
+  connection.bind_queue(result_queue, queues::dead_letters_by_job, "",
+                        {{"x-match", std::string("all-with-x")}, {"x-imgpipe-job", job_id}});
+}
+
+}  // namespace imgpipe::topology

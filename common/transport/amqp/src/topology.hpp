@@ -1,0 +1,33 @@
+// The pipeline's queues and exchanges, declared idempotently on every (re)connect.
+#pragma once
+
+#include "amqp_connection.hpp"
+
+#include <chrono>
+#include <string>
+
+namespace imgpipe::topology {
+
+// Exchanges imgpipe.dlx (direct) and imgpipe.dead.jobs (headers), and queue imgpipe.dead.
+void declare_dead_letters(amqp::Connection& connection);
+
+// The dead letters and the queue of every stage of the graph.
+void declare_pipeline(amqp::Connection& connection, const ConnectionOptions& options);
+
+// A quorum stage queue: durable, x-delivery-limit, dead-lettered to imgpipe.dlx under its own name, with
+// imgpipe.dead bound to that name so the dead letters land there, and imgpipe.dead.jobs bound likewise so
+// a copy reaches the job's result queue. Needs declare_dead_letters first.
+void declare_stage_queue(amqp::Connection& connection, const std::string& name,
+                         const ConnectionOptions& options);
+
+// A job's result queue: durable classic, deleted by the broker after `ttl` without consumers.
+void declare_result_queue(amqp::Connection& connection, const std::string& name,
+                          std::chrono::milliseconds ttl);
+
+// Binds a job's result queue to imgpipe.dead.jobs on its x-imgpipe-job header: the job's dead letters,
+// whether the broker dead-lettered them (delivery limit) or a worker did (undecodable), arrive there too.
+// The binding goes away with the queue. Needs declare_dead_letters first.
+void bind_job_dead_letters(amqp::Connection& connection, const std::string& result_queue,
+                           const std::string& job_id);
+
+}  // namespace imgpipe::topology

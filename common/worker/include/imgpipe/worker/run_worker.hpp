@@ -1,0 +1,40 @@
+// One stage worker process: its configuration and its loop, from flags to a QueueWorker over a stage chain.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "imgpipe/ops/broker_address.hpp"
+#include "imgpipe/ops/logging.hpp"
+#include "imgpipe/worker/fault_injection.hpp"
+
+namespace imgpipe {
+
+struct WorkerConfig {
+  std::string role;  // the stage it runs: a stage of the graph (pipeline/stage_graph.hpp)
+  std::string broker = kDefaultBroker;
+  std::string models;
+  int batch_size = 32;
+  int prefetch = 4;
+  int threads = 0;
+  int heartbeat_seconds = 30;
+  int delivery_limit = 5;
+  bool with_preprocess = false;  // also run the stages before `role`, from the first (the fused node)
+  bool verbose = false;
+  std::int64_t max_pixels = 100'000'000;
+  std::int64_t max_file_bytes = 64 << 20;
+  // Prometheus /metrics; port 0 turns it off. Loopback by default so a worker started by hand exposes
+  // nothing to the network; containers set IMGPIPE_METRICS_ADDRESS=0.0.0.0 for the scraper to reach them.
+  int metrics_port = 9464;
+  std::string metrics_address = "127.0.0.1";
+  LogFormat log_format = LogFormat::text;
+  // Largest message a worker decodes; bigger ones are dead-lettered with the reason. The broker's own
+  // max_message_size (128 MiB by default in RabbitMQ 3.10) refuses bigger publishes before that.
+  std::int64_t max_message_bytes = 512 << 20;
+};
+
+// Runs one worker until SIGTERM/SIGINT; returns the process exit code. `faults` is for tests only.
+int run_stage_worker(const WorkerConfig& config, const std::atomic<bool>& stop, const FaultInjection& faults = {});
+
+}  // namespace imgpipe

@@ -1,0 +1,85 @@
+#include "imgpipe/worker/run_worker.hpp"
+
+#include <memory>
+#include <stdexcept>
+
+#include "imgpipe/ops/metrics.hpp"
+#include "imgpipe/pipeline/stage_graph.hpp"
+#include "imgpipe/stages/stage_factory.hpp"
+#include "imgpipe/transport/amqp/queue_worker.hpp"
+#include "imgpipe/worker/stage_handler.hpp"
+#include "imgpipe/messages/protocol.hpp"
+
+namespace imgpipe {
+
+int run_stage_worker(const WorkerConfig& config, const std::atomic<bool>& stop, const FaultInjection& faults) {
+  Logger log(config.role, config.verbose, config.log_format);
+  const StageSpec* role = find_stage(config.role);
+  if (role == nullptr) {
+    log.error("unknown worker role " + config.role);
+    return 2;
+  }
+  BrokerAddress address;
+  try {
+    address = BrokerAddress::parse(config.broker);
+  } catch (const std::invalid_argument& error) {
+    log.error(std::string("bad broker URL: ") + error.what());
+    return 2;
+  }
+  const std::string first = config.with_preprocess ? stage_graph().front().name : role->name;
+  const std::vector<StageSpec> plan = plan_stages(first, role->name);
+  std::string stages;
+  for (const auto& stage : plan) stages += (stages.empty() ? "" : "+") + std::string(stage.name);
+
+  // Shared with the handler and the model caches, which the QueueWorker and the stages keep.
+  std::shared_ptr<WorkerMetrics> metrics;
+  try {
+    metrics = std::make_shared<WorkerMetrics>(stages, config.metrics_address, config.metrics_port);
+  } catch (const std::runtime_error& error) {
+    log.error(std::string(error.what()) + " (another process on that port? --metrics-port 0 turns metrics off)");
+    return 2;
+  }
+  StageSettings settings{ModelStore(config.models), ComputeOptions{config.threads, config.batch_size, true}, {},
+                         [metrics, &log](const ModelConfig& model, std::chrono::duration<double> took) {
+                           metrics->model_loaded(took);
+                           log.info("loaded model " + model.name + " version " + model.version + " in " +
+                                    std::to_string(took.count()) + " s");
+                         }};
+  settings.limits.max_pixels = config.max_pixels;
+  settings.limits.max_file_bytes = static_cast<std::size_t>(config.max_file_bytes);
+  // The intra-op thread count is process-wide: set it where a stage runs the network.
+  for (const auto& stage : plan) {
+    if (stage.output == BatchKind::features) configure_compute(settings.compute);
+  }
+
+  WorkerOptions options;
+  options.queue = plan.front().queue;
+  options.prefetch = config.prefetch;
+  options.connection.heartbeat = std::chrono::seconds(config.heartbeat_seconds);
+  options.connection.delivery_limit = config.delivery_limit;
+  options.connection.client_name = "imgpipe-" + config.role;
+  options.on_held_changed = [metrics](std::size_t held) { metrics->deliveries_in_flight(held); };
+  const std::string endpoint = metrics->endpoint();
+  log.info("starting " + stages + " on " + options.queue + " via " + address.redacted() + ", models " +
+           settings.store.root().string() + ", batch " + std::to_string(config.batch_size) + ", prefetch " +
+           std::to_string(config.prefetch) + ", metrics " +
+           (endpoint.empty() ? std::string("off") : "http://" + endpoint + "/metrics"));
+  try {
+    CodecLimits codec_limits;
+    codec_limits.max_message_bytes = static_cast<std::size_t>(config.max_message_bytes);
+    DeliveryHandler handler = make_stage_handler(make_chain(first, role->name, settings), options.queue, log,
+                                                 metrics, codec_limits);
+    inject_faults(faults, handler, options, log);
+    QueueWorker worker(address, options, std::move(handler), log.as_log_fn());
+    worker.run(stop);
+    const auto stats = worker.stats();
+    log.info("stopped after " + std::to_string(stats.handled) + " messages, " + std::to_string(stats.reconnects) +
+             " reconnects");
+  } catch (const std::exception& error) {
+    log.error(std::string("worker failed: ") + error.what());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace imgpipe

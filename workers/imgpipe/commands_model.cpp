@@ -1,0 +1,176 @@
+#include <chrono>
+#include <iomanip>
+#include <iostream>
+
+#include "commands.hpp"
+#include "imgpipe/job/batching.hpp"
+#include "imgpipe/job/progress.hpp"
+#include "imgpipe/models/linear_classifier.hpp"
+#include "imgpipe/models/model_store.hpp"
+#include "imgpipe/ops/logging.hpp"
+#include "imgpipe/training/labelled_dataset.hpp"
+#include "imgpipe/training/svm_training.hpp"
+#include "imgpipe/transport/local/local_pipeline.hpp"
+
+namespace imgpipe {
+namespace fs = std::filesystem;
+
+int train_command(const ToolOptions& tool, const TrainOptions& options) {
+  Logger log("imgpipe train");
+  try {
+    const ModelStore store(tool.models);
+    if (!is_valid_model_name(options.model))
+      throw UsageError("\"" + options.model + "\" is not a valid model name");
+    if (options.c_values.empty()) throw UsageError("--c needs at least one value");
+    const ModelConfig backbone = store.load(options.backbone);
+    const LabelledDataset dataset = load_labelled_folder(options.dataset);
+    const auto start = std::chrono::steady_clock::now();
+
+    ComputeOptions compute{tool.threads, options.batch_size, true};
+    configure_compute(compute);
+    LocalPipeline pipeline(store, compute);
+    JobSettings settings;
+    settings.model = options.backbone;
+    settings.batch_size = static_cast<std::size_t>(options.batch_size);
+    const JobRef job{new_job_id(), "", options.backbone, ""};
+
+    std::map<std::string, std::size_t> label_of;
+    for (std::size_t i = 0; i < dataset.inputs.size(); ++i)
+      label_of[dataset.inputs[i].image_id] = dataset.labels[i];
+    std::vector<std::vector<float>> features;
+    std::vector<std::size_t> labels;
+    std::size_t failed = 0;
+    Progress progress("features", dataset.inputs.size(), !tool.quiet);
+    auto report_failure = [&](const ImageResult& error, const std::string&) {
+      ++failed;
+      log.warn("skipping an image that failed: " + error.error);
+    };
+    for_each_batch(
+        dataset.inputs, job, settings,
+        [&](ImageBatch&& batch) {
+          std::vector<ImageResult> errors;
+          FeatureBatch extracted = pipeline.features(batch, errors);
+          for (const auto& error : errors) report_failure(error, "");
+          for (auto& feature : extracted.features) {
+            labels.push_back(label_of.at(feature.image_id));
+            features.push_back(std::move(feature.values));
+          }
+          progress.update(features.size() + failed, failed);
+        },
+        report_failure);
+    progress.finish(features.size() + failed, failed);
+    if (features.empty()) throw std::runtime_error("no training image could be read");
+
+    SvmTrainingOptions svm;
+    svm.c_values = options.c_values;
+    svm.threads = tool.threads > 0 ? tool.threads : 2;
+    auto [classifier, report] = train_linear_classifier(features, labels, dataset.classes.size(), svm);
+
+    // Assemble the new model folder: the backbone file, the classifier, then model.json last.
+    const fs::path dir = store.dir_of(options.model);
+    fs::create_directories(dir);
+    const fs::path backbone_target = dir / "backbone.pt";
+    if (fs::weakly_canonical(backbone.backbone_path()) != fs::weakly_canonical(backbone_target)) {
+      fs::copy_file(backbone.backbone_path(), backbone_target, fs::copy_options::overwrite_existing);
+    }
+    classifier->save(dir / "classifier.dat");
+    ModelConfig config = backbone;
+    config.name = options.model;
+    config.description = options.description.empty() ? "linear SVM over " + options.backbone +
+                                                           " features, trained on " + options.dataset
+                                                     : options.description;
+    config.backbone.file = "backbone.pt";
+    config.classifier = ClassifierSpec{"classifier.dat", sha256_hex_of_file(dir / "classifier.dat"),
+                                       backbone.backbone.sha256};
+    config.classes = dataset.classes;
+    const std::string version = store.save(config);
+    store.load(options.model);  // proves what we wrote reads back and verifies
+
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::cout << "trained model " << options.model << "@" << version << " in " << dir.string() << "\n"
+              << "images: " << features.size() << " used, " << failed
+              << " skipped; classes: " << dataset.classes.size() << "\n";
+    for (const auto& [c, accuracy] : report.accuracy_by_c) {
+      std::cout << "  C=" << c << ": held-out accuracy " << std::fixed << std::setprecision(2)
+                << 100.0 * accuracy << "%\n";
+    }
+    std::cout << "chosen C=" << report.chosen_c << ", " << std::fixed << std::setprecision(1) << seconds
+              << " s\n";
+    return exit_code::ok;
+  } catch (const UsageError& error) {
+    log.error(error.what());
+    return exit_code::usage;
+  } catch (const std::exception& error) {
+    log.error(std::string("training failed: ") + error.what());
+    return exit_code::failed;
+  }
+}
+
+int add_backbone_command(const ToolOptions& tool, const AddBackboneOptions& options) {
+  Logger log("imgpipe add-backbone");
+  try {
+    const ModelStore store(tool.models);
+    const fs::path dir = store.dir_of(options.name);
+    if (!fs::is_regular_file(options.file)) throw UsageError("no TorchScript file at " + options.file);
+    fs::create_directories(dir);
+    const fs::path target = dir / "backbone.pt";
+    if (fs::weakly_canonical(options.file) != fs::weakly_canonical(target)) {
+      fs::copy_file(options.file, target, fs::copy_options::overwrite_existing);
+    }
+    ModelConfig config;
+    config.name = options.name;
+    config.description = "backbone imported from " + options.file;
+    config.input = {options.width,
+                    options.height,
+                    options.channels,
+                    options.resize == "stretch" ? ResizeMode::stretch : ResizeMode::center_crop,
+                    options.interpolation == "area" ? Interpolation::area : Interpolation::linear,
+                    options.mean,
+                    options.std};
+    config.backbone = {"backbone.pt", sha256_hex_of_file(target), options.architecture, 0};
+    ModelConfig::from_json(
+        [&] {  // validates the input spec before running anything
+          auto json = config.to_json();
+          json["backbone"]["feature_dim"] = 1;
+          return json;
+        }(),
+        config.name);
+    // Running one blank image proves the module loads and runs, and tells its feature size.
+    ComputeOptions compute{tool.threads, 1, true};
+    configure_compute(compute);
+    config.dir = dir;
+    config.backbone.feature_dim = Backbone::load(config, compute)->measure_feature_dim();
+    const std::string version = store.save(config);
+    std::cout << "added backbone " << options.name << "@" << version << ": " << config.backbone.feature_dim
+              << " features from " << options.width << "x" << options.height << "x" << options.channels
+              << " input\n";
+    return exit_code::ok;
+  } catch (const UsageError& error) {
+    log.error(error.what());
+    return exit_code::usage;
+  } catch (const std::exception& error) {
+    log.error(std::string("cannot add the backbone: ") + error.what());
+    return exit_code::failed;
+  }
+}
+
+int models_command(const ToolOptions& tool) {
+  const ModelStore store(tool.models);
+  const auto names = store.names();
+  if (names.empty()) std::cout << "no models in " << store.root().string() << "\n";
+  for (const auto& name : names) {
+    try {
+      const ModelConfig config = store.load(name);
+      std::cout << name << "@" << config.version << "  " << config.input.width << "x" << config.input.height
+                << "x" << config.input.channels << " -> " << config.backbone.feature_dim << " features -> "
+                << (config.classifier ? std::to_string(config.classes.size()) + " classes"
+                                      : std::string("(backbone only)"))
+                << "  " << config.description << "\n";
+    } catch (const ModelError& error) {
+      std::cout << name << "  BROKEN: " << error.what() << "\n";
+    }
+  }
+  return exit_code::ok;
+}
+
+}  // namespace imgpipe
