@@ -8,13 +8,13 @@
 #include <iostream>
 #include <random>
 
-#include "imgpipe/models/backbone.hpp"
-#include "imgpipe/stages/classify.hpp"
-#include "imgpipe/messages/codec.hpp"
-#include "imgpipe/stages/feature.hpp"
 #include "imgpipe/job/batching.hpp"
-#include "imgpipe/stages/preprocess.hpp"
+#include "imgpipe/messages/codec.hpp"
+#include "imgpipe/models/backbone.hpp"
 #include "imgpipe/models/model_store.hpp"
+#include "imgpipe/stages/classify.hpp"
+#include "imgpipe/stages/feature.hpp"
+#include "imgpipe/stages/preprocess.hpp"
 
 using namespace imgpipe;
 

@@ -1,9 +1,9 @@
-// Fuzz target: what the preprocess stage does with one encoded image (common/src/preprocess.cpp): the header
-// probe (image_probe.cpp), the limits checked before decoding, OpenCV's imdecode, channel conversion and the
-// fit to the model's input geometry. The first byte picks that geometry, so both resize modes, both
-// interpolations, grey and RGB and odd sizes are all exercised; the rest is the file.
-// Any input must give a PixelImage of exactly the asked geometry or an ImageError: no other exception, no
-// crash, no sanitizer report, and no allocation past -rss_limit_mb.
+// Fuzz target: what the preprocess stage does with one encoded image (common/stages/src/image_decode.cpp):
+// the header probe (image_probe.cpp), the limits checked before decoding, OpenCV's imdecode, channel
+// conversion and the fit to the model's input geometry. The first byte picks that geometry, so both resize
+// modes, both interpolations, grey and RGB and odd sizes are all exercised; the rest is the file. Any input
+// must give a PixelImage of exactly the asked geometry or an ImageError: no other exception, no crash, no
+// sanitizer report, and no allocation past -rss_limit_mb.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>

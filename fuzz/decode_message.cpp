@@ -1,4 +1,4 @@
-// Fuzz target: decode() of an untrusted IMGP message (common/src/codec.cpp).
+// Fuzz target: decode() of an untrusted IMGP message (common/messages/src/codec.cpp).
 // Any input must either decode or throw MessageError: no other exception, no crash, no sanitizer report.
 // What decodes must survive a round trip: encode() of it decodes to the same batch, so nothing the decoder
 // accepts is something a stage could not forward.

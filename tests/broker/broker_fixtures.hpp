@@ -2,9 +2,9 @@
 #pragma once
 
 #include "imgpipe/transport/amqp/broker.hpp"
-#include "imgpipe/transport/amqp/queue_worker.hpp"
 #include "imgpipe/transport/amqp/broker_session.hpp"
 #include "imgpipe/transport/amqp/job_channel.hpp"
+#include "imgpipe/transport/amqp/queue_worker.hpp"
 #include "test_support.hpp"
 
 #include <atomic>
@@ -31,8 +31,8 @@ inline BrokerAddress test_address() {
   return BrokerAddress::parse(broker_url());
 }
 
-inline ConnectionOptions test_options() {
-  ConnectionOptions options;
+inline PublisherOptions test_options() {
+  PublisherOptions options;
   options.heartbeat = std::chrono::seconds(2);
   options.connect_timeout = std::chrono::seconds(5);
   options.give_up_after = std::chrono::seconds(60);

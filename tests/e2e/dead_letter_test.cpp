@@ -11,12 +11,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "imgpipe/messages/codec.hpp"
 #include "imgpipe/job/dead_letters.hpp"
-#include "imgpipe/transport/amqp/job_channel.hpp"
-#include "imgpipe/transport/amqp/broker_session.hpp"
+#include "imgpipe/messages/codec.hpp"
 #include "imgpipe/messages/protocol.hpp"
 #include "imgpipe/pipeline/stage_graph.hpp"
+#include "imgpipe/transport/amqp/broker_session.hpp"
+#include "imgpipe/transport/amqp/job_channel.hpp"
 #include "publisher_support.hpp"
 
 using namespace imgpipe;

@@ -13,9 +13,9 @@
 #include <thread>
 
 #include "e2e_support.hpp"
-#include "imgpipe/training/fashion_mnist.hpp"
-#include "imgpipe/ops/management_api.hpp"
 #include "imgpipe/models/model_store.hpp"
+#include "imgpipe/ops/management_api.hpp"
+#include "imgpipe/training/fashion_mnist.hpp"
 
 #include <opencv2/imgcodecs.hpp>
 

@@ -8,11 +8,11 @@
 #include <unistd.h>
 
 #include "e2e_support.hpp"
-#include "imgpipe/transport/amqp/broker.hpp"
-#include "imgpipe/transport/amqp/queue_worker.hpp"
-#include "imgpipe/transport/amqp/job_channel.hpp"
 #include "imgpipe/messages/protocol.hpp"
 #include "imgpipe/pipeline/stage_graph.hpp"
+#include "imgpipe/transport/amqp/broker.hpp"
+#include "imgpipe/transport/amqp/job_channel.hpp"
+#include "imgpipe/transport/amqp/queue_worker.hpp"
 
 using namespace imgpipe;
 using namespace imgpipe::test;

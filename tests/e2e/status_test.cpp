@@ -13,13 +13,13 @@
 #include <thread>
 
 #include "e2e_support.hpp"
-#include "imgpipe/transport/amqp/broker.hpp"
 #include "imgpipe/job/inputs.hpp"
 #include "imgpipe/job/state.hpp"
 #include "imgpipe/ops/management_api.hpp"
-#include "imgpipe/transport/amqp/job_channel.hpp"
-#include "imgpipe/transport/amqp/broker_session.hpp"
 #include "imgpipe/pipeline/stage_graph.hpp"
+#include "imgpipe/transport/amqp/broker.hpp"
+#include "imgpipe/transport/amqp/broker_session.hpp"
+#include "imgpipe/transport/amqp/job_channel.hpp"
 
 using namespace imgpipe;
 using namespace imgpipe::test;

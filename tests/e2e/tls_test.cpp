@@ -79,8 +79,8 @@ std::string amqps_url(const std::string& host, int port, const std::filesystem::
   return "amqps://guest:guest@" + host + ":" + std::to_string(port) + "/?cacertfile=" + ca.string();
 }
 
-ConnectionOptions quick_options() {
-  ConnectionOptions options;
+BrokerOptions quick_options() {
+  BrokerOptions options;
   options.connect_timeout = std::chrono::seconds(5);
   options.client_name = "imgpipe-tls-tests";
   return options;

@@ -2,8 +2,8 @@
 
 #include <opencv2/imgcodecs.hpp>
 
-#include "imgpipe/training/fashion_mnist.hpp"
 #include "imgpipe/models/model_store.hpp"
+#include "imgpipe/training/fashion_mnist.hpp"
 #include "process.hpp"
 #include "test_support.hpp"
 
@@ -30,7 +30,8 @@ void write_labelled(const fs::path& dir, FashionMnistSplit split, std::size_t co
 }
 }  // namespace
 
-TEST_CASE("a user imports a TorchScript backbone, trains a model on a labelled folder and evaluates it", "[e2e][train]") {
+TEST_CASE("a user imports a TorchScript backbone, trains a model on a labelled folder and evaluates it",
+          "[e2e][train]") {
   TempDir work;
   const fs::path store = work.path() / "models";
   const fs::path train = work.path() / "train";
@@ -40,9 +41,25 @@ TEST_CASE("a user imports a TorchScript backbone, trains a model on a labelled f
   const auto tool = worker_binary("imgpipe");
 
   // The default model's backbone stands in for a user's own TorchScript export.
-  const auto added = run_tool(tool, {"add-backbone", "--models", store.string(), "--name", "mine", "--width", "28",
-                                     "--height", "28", "--channels", "1", "--resize", "stretch", "--interpolation",
-                                     "area", "--mean", "0.2860", "--std", "0.3530",
+  const auto added = run_tool(tool, {"add-backbone",
+                                     "--models",
+                                     store.string(),
+                                     "--name",
+                                     "mine",
+                                     "--width",
+                                     "28",
+                                     "--height",
+                                     "28",
+                                     "--channels",
+                                     "1",
+                                     "--resize",
+                                     "stretch",
+                                     "--interpolation",
+                                     "area",
+                                     "--mean",
+                                     "0.2860",
+                                     "--std",
+                                     "0.3530",
                                      (models_dir() / "fashion" / "backbone.pt").string()});
   INFO(added.err);
   REQUIRE(added.exit_code == 0);
@@ -58,7 +75,8 @@ TEST_CASE("a user imports a TorchScript backbone, trains a model on a labelled f
   CHECK(model.classes == std::vector<std::string>{"Bag", "Sneaker", "Trouser"});
   CHECK(model.classifier->backbone_sha256 == backbone.backbone.sha256);
 
-  const auto evaluated = run_tool(tool, {"eval", "--models", store.string(), "--quiet", "--model", "three", test_dir.string()});
+  const auto evaluated =
+      run_tool(tool, {"eval", "--models", store.string(), "--quiet", "--model", "three", test_dir.string()});
   INFO(evaluated.out << evaluated.err);
   REQUIRE(evaluated.exit_code == 0);
   CHECK_THAT(evaluated.out, Catch::Contains("images: 90") && Catch::Contains("confusion matrix"));
@@ -67,7 +85,8 @@ TEST_CASE("a user imports a TorchScript backbone, trains a model on a labelled f
   CHECK(std::stod(evaluated.out.substr(at + 10)) >= 95.0);
 
   // A backbone-only entry cannot classify: a clear error per image, not a crash.
-  const auto no_classifier = run_tool(tool, {"run", "--models", store.string(), "--quiet", "--model", "mine", test_dir.string()});
+  const auto no_classifier =
+      run_tool(tool, {"run", "--models", store.string(), "--quiet", "--model", "mine", test_dir.string()});
   CHECK(no_classifier.exit_code == 3);
   CHECK_THAT(no_classifier.out, Catch::Contains("has no classifier"));
 }

@@ -11,9 +11,9 @@
 #include <sstream>
 #include <thread>
 
+#include "imgpipe/pipeline/stage_graph.hpp"
 #include "imgpipe/transport/amqp/broker.hpp"
 #include "imgpipe/transport/amqp/broker_session.hpp"
-#include "imgpipe/pipeline/stage_graph.hpp"
 
 namespace imgpipe::test::fault {
 namespace fs = std::filesystem;
@@ -22,7 +22,7 @@ namespace {
 constexpr const char* kNoResult = "no result (the job did not finish)";
 
 BrokerSession session(int delivery_limit) {
-  ConnectionOptions options;
+  BrokerOptions options;
   options.delivery_limit = delivery_limit;
   return BrokerSession(BrokerAddress::parse(broker_url()), options);
 }

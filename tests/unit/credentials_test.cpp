@@ -4,8 +4,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "imgpipe/transport/amqp/broker.hpp"
 #include "imgpipe/ops/credentials.hpp"
+#include "imgpipe/transport/amqp/broker.hpp"
 #include "imgpipe/worker/run_worker.hpp"
 #include "test_support.hpp"
 

@@ -6,8 +6,8 @@
 
 #include <algorithm>
 
-#include "imgpipe/messages/codec.hpp"
 #include "imgpipe/job/batching.hpp"
+#include "imgpipe/messages/codec.hpp"
 #include "test_support.hpp"
 
 using namespace imgpipe;

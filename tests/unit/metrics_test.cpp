@@ -6,10 +6,10 @@
 #include <iostream>
 #include <sstream>
 
+#include "imgpipe/messages/protocol.hpp"
 #include "imgpipe/ops/logging.hpp"
 #include "imgpipe/ops/metrics.hpp"
 #include "imgpipe/worker/image_failure.hpp"
-#include "imgpipe/messages/protocol.hpp"
 
 using namespace imgpipe;
 

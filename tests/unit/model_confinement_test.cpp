@@ -5,9 +5,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include "imgpipe/models/model_store.hpp"
 #include "imgpipe/stages/classify.hpp"
 #include "imgpipe/stages/feature.hpp"
-#include "imgpipe/models/model_store.hpp"
 #include "imgpipe/stages/preprocess.hpp"
 #include "test_support.hpp"
 

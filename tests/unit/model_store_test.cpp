@@ -30,8 +30,8 @@ TEST_CASE("the committed default model loads and verifies", "[models]") {
   CHECK(config.input.channels == 1);
   CHECK(config.classifier.has_value());
   // Class folders are read in sorted order, as image-folder tools do.
-  CHECK(config.classes == std::vector<std::string>{"Ankle_boot", "Bag", "Coat", "Dress", "Pullover", "Sandal", "Shirt",
-                                                   "Sneaker", "T-shirt_top", "Trouser"});
+  CHECK(config.classes == std::vector<std::string>{"Ankle_boot", "Bag", "Coat", "Dress", "Pullover", "Sandal",
+                                                   "Shirt", "Sneaker", "T-shirt_top", "Trouser"});
   CHECK(config.version.size() == 12);
   CHECK(config.classifier->backbone_sha256 == config.backbone.sha256);
 }

@@ -5,9 +5,9 @@
 #include <algorithm>
 
 #include "imgpipe/stages/classify.hpp"
-#include "imgpipe/training/svm_training.hpp"
-#include "imgpipe/training/fashion_mnist.hpp"
 #include "imgpipe/stages/feature.hpp"
+#include "imgpipe/training/fashion_mnist.hpp"
+#include "imgpipe/training/svm_training.hpp"
 #include "imgpipe/transport/local/local_pipeline.hpp"
 #include "test_support.hpp"
 

@@ -8,9 +8,9 @@
 #include <exception>
 #include <string>
 
+#include "imgpipe/models/model_store.hpp"
 #include "imgpipe/training/backbone_training.hpp"
 #include "imgpipe/training/fashion_mnist.hpp"
-#include "imgpipe/models/model_store.hpp"
 
 int main(int argc, char** argv) {
   imgpipe::BackboneTrainingOptions options;

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <thread>
 
 #include "commands.hpp"
 #include "imgpipe/job/broker_job.hpp"
@@ -48,8 +49,8 @@ BrokerAddress parse_broker(const ToolOptions& tool) {
 
 // The stage queues' delivery limit is part of their declaration: it must be the workers' (see
 // JobOptions::delivery_limit).
-ConnectionOptions publisher_connection(int delivery_limit) {
-  ConnectionOptions options;
+PublisherOptions publisher_connection(int delivery_limit) {
+  PublisherOptions options;
   options.client_name = "imgpipe-publisher";
   options.delivery_limit = delivery_limit;
   return options;
@@ -68,7 +69,11 @@ void run_on_broker(const ToolOptions& tool, const std::vector<JobInput>& to_publ
   broker_settings.connection = publisher_connection(options.delivery_limit);
   broker_settings.job_id = job_id;
   broker_settings.journal = journal;
-  broker_settings.publish_delay = std::chrono::milliseconds(options.publish_delay_ms);
+  if (options.publish_delay_ms > 0) {
+    broker_settings.after_publish = [delay = std::chrono::milliseconds(options.publish_delay_ms)] {
+      std::this_thread::sleep_for(delay);
+    };
+  }
 
   std::optional<JobStateFile> state;
   const auto stop_keeping_state = [&](const std::exception& error) {

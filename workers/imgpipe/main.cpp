@@ -8,8 +8,8 @@
 #include "commands.hpp"
 #include "imgpipe/models/model_store.hpp"
 #include "imgpipe/ops/broker_address.hpp"
-#include "imgpipe/ops/stop_signal.hpp"
 #include "imgpipe/ops/secret_url_flags.hpp"
+#include "imgpipe/ops/stop_signal.hpp"
 
 namespace {
 

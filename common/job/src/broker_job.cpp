@@ -2,12 +2,12 @@
 
 #include <thread>
 
-#include "imgpipe/messages/codec.hpp"
 #include "imgpipe/job/dead_letters.hpp"
 #include "imgpipe/job/progress.hpp"
-#include "imgpipe/transport/amqp/job_channel.hpp"
+#include "imgpipe/messages/codec.hpp"
 #include "imgpipe/messages/protocol.hpp"
 #include "imgpipe/pipeline/stage_graph.hpp"
+#include "imgpipe/transport/amqp/job_channel.hpp"
 
 namespace imgpipe {
 namespace {
@@ -78,7 +78,7 @@ std::string run_broker_job(const BrokerAddress& address, const std::vector<JobIn
         Headers tags{{headers::job, job_id}};
         stamp_published(tags);  // the first stage measures queue wait from here
         channel.publish({queue_for(BatchKind::images), encode(batch), std::move(tags)});
-        if (settings.publish_delay.count() > 0) std::this_thread::sleep_for(settings.publish_delay);
+        if (settings.after_publish) settings.after_publish();
         if (++batches_in_group >= std::max<std::size_t>(settings.journal_group, 1)) journal_published();
       },
       [&](const ImageResult& result, const std::string& version) {

@@ -28,9 +28,7 @@ std::filesystem::path state_file(const std::filesystem::path& state_dir, const s
   return state_dir / "jobs" / (job_id + ".json");
 }
 
-
 }  // namespace
-
 
 nlohmann::json to_json(const JobState& state) {
   return {{"job", state.job},

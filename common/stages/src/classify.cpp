@@ -8,16 +8,14 @@ ClassifyStage::ClassifyStage(ModelStore store, ModelLoadObserver on_load)
     : classifiers_(std::move(store), LinearClassifier::load, std::move(on_load)) {}
 
 StageOutput ClassifyStage::process(const Batch& in) {
-  const auto* batch = std::get_if<FeatureBatch>(&in);
-  if (batch == nullptr)
-    throw MessageError(std::string("classify expects a features batch, got ") + to_string(kind_of(in)));
+  const FeatureBatch& batch = batch_taken_by<FeatureBatch>(*this, in);
   StageOutput output;
-  const auto loaded = model_for_batch(classifiers_, batch->job, batch->features, output);
+  const auto loaded = model_for_batch(classifiers_, batch.job, batch.features, output);
   if (!loaded) return output;
   const auto& model = *loaded;
-  ResultBatch results{batch->job, name(), {}};
+  ResultBatch results{batch.job, name(), {}};
   results.job.model_version = model.config->version;
-  for (const auto& feature : batch->features) {
+  for (const auto& feature : batch.features) {
     try {
       const Prediction prediction = model.loaded->predict(feature.values);
       results.results.push_back(

@@ -10,17 +10,15 @@ FeatureStage::FeatureStage(ModelStore store, ComputeOptions options, ModelLoadOb
           std::move(on_load)) {}
 
 StageOutput FeatureStage::process(const Batch& in) {
-  const auto* batch = std::get_if<PixelBatch>(&in);
-  if (batch == nullptr)
-    throw MessageError(std::string("feature expects a pixels batch, got ") + to_string(kind_of(in)));
+  const PixelBatch& batch = batch_taken_by<PixelBatch>(*this, in);
   StageOutput output;
-  const auto loaded = model_for_batch(backbones_, batch->job, batch->images, output);
+  const auto loaded = model_for_batch(backbones_, batch.job, batch.images, output);
   if (!loaded) return output;
   const auto& model = *loaded;
   // Images of the wrong geometry fail alone; the rest of the batch goes through.
   std::vector<const PixelImage*> fitting;
   const InputSpec& input = model.config->input;
-  for (const auto& image : batch->images) {
+  for (const auto& image : batch.images) {
     if (image.width == input.width && image.height == input.height && image.channels == input.channels) {
       fitting.push_back(&image);
     } else {
@@ -40,7 +38,7 @@ StageOutput FeatureStage::process(const Batch& in) {
     for (const auto* image : fitting) output.errors.push_back({image->image_id, "", 0.0, error.what()});
     return output;
   }
-  FeatureBatch next{batch->job, {}};
+  FeatureBatch next{batch.job, {}};
   next.job.model_version = model.config->version;
   for (std::size_t i = 0; i < fitting.size(); ++i)
     next.features.push_back({fitting[i]->image_id, std::move(features[i])});

@@ -10,16 +10,14 @@ PreprocessStage::PreprocessStage(ModelStore store, DecodeLimits limits, ModelLoa
     : configs_(std::move(store), keep_config, std::move(on_load)), limits_(limits) {}
 
 StageOutput PreprocessStage::process(const Batch& in) {
-  const auto* batch = std::get_if<ImageBatch>(&in);
-  if (batch == nullptr)
-    throw MessageError(std::string("preprocess expects an images batch, got ") + to_string(kind_of(in)));
+  const ImageBatch& batch = batch_taken_by<ImageBatch>(*this, in);
   StageOutput output;
-  const auto loaded = model_for_batch(configs_, batch->job, batch->images, output);
+  const auto loaded = model_for_batch(configs_, batch.job, batch.images, output);
   if (!loaded) return output;
   const auto& model = *loaded;
-  PixelBatch next{batch->job, {}};
+  PixelBatch next{batch.job, {}};
   next.job.model_version = model.config->version;
-  for (const auto& image : batch->images) {
+  for (const auto& image : batch.images) {
     try {
       next.images.push_back(decode_and_fit(image.image_id, image.bytes, model.config->input, limits_));
     } catch (const ImageError& error) {

@@ -30,7 +30,6 @@ double accuracy(const DecisionFunction& function, const std::vector<Sample>& sam
 }
 }  // namespace
 
-
 std::pair<std::shared_ptr<const LinearClassifier>, SvmTrainingReport> train_linear_classifier(
     const std::vector<std::vector<float>>& features, const std::vector<std::size_t>& labels,
     std::size_t class_count, const SvmTrainingOptions& options) {

@@ -35,8 +35,8 @@ void inject_faults(const FaultInjection& faults, DeliveryHandler& handler, Worke
   if (faults.crash_before_ack != 0) {
     options.before_ack = [crash_at = faults.crash_before_ack, &log](std::uint64_t confirmed) {
       if (confirmed != crash_at) return;
-      log.warn("fault injection: killing this process after the outputs of delivery " + std::to_string(crash_at) +
-               " were confirmed, before acking it");
+      log.warn("fault injection: killing this process after the outputs of delivery " +
+               std::to_string(crash_at) + " were confirmed, before acking it");
       ::raise(SIGKILL);
     };
   }

@@ -3,16 +3,17 @@
 #include <memory>
 #include <stdexcept>
 
+#include "imgpipe/messages/protocol.hpp"
 #include "imgpipe/ops/metrics.hpp"
 #include "imgpipe/pipeline/stage_graph.hpp"
 #include "imgpipe/stages/stage_factory.hpp"
 #include "imgpipe/transport/amqp/queue_worker.hpp"
 #include "imgpipe/worker/stage_handler.hpp"
-#include "imgpipe/messages/protocol.hpp"
 
 namespace imgpipe {
 
-int run_stage_worker(const WorkerConfig& config, const std::atomic<bool>& stop, const FaultInjection& faults) {
+int run_stage_worker(const WorkerConfig& config, const std::atomic<bool>& stop,
+                     const FaultInjection& faults) {
   Logger log(config.role, config.verbose, config.log_format);
   const StageSpec* role = find_stage(config.role);
   if (role == nullptr) {
@@ -36,10 +37,13 @@ int run_stage_worker(const WorkerConfig& config, const std::atomic<bool>& stop, 
   try {
     metrics = std::make_shared<WorkerMetrics>(stages, config.metrics_address, config.metrics_port);
   } catch (const std::runtime_error& error) {
-    log.error(std::string(error.what()) + " (another process on that port? --metrics-port 0 turns metrics off)");
+    log.error(std::string(error.what()) +
+              " (another process on that port? --metrics-port 0 turns metrics off)");
     return 2;
   }
-  StageSettings settings{ModelStore(config.models), ComputeOptions{config.threads, config.batch_size, true}, {},
+  StageSettings settings{ModelStore(config.models),
+                         ComputeOptions{config.threads, config.batch_size, true},
+                         {},
                          [metrics, &log](const ModelConfig& model, std::chrono::duration<double> took) {
                            metrics->model_loaded(took);
                            log.info("loaded model " + model.name + " version " + model.version + " in " +
@@ -73,8 +77,8 @@ int run_stage_worker(const WorkerConfig& config, const std::atomic<bool>& stop, 
     QueueWorker worker(address, options, std::move(handler), log.as_log_fn());
     worker.run(stop);
     const auto stats = worker.stats();
-    log.info("stopped after " + std::to_string(stats.handled) + " messages, " + std::to_string(stats.reconnects) +
-             " reconnects");
+    log.info("stopped after " + std::to_string(stats.handled) + " messages, " +
+             std::to_string(stats.reconnects) + " reconnects");
   } catch (const std::exception& error) {
     log.error(std::string("worker failed: ") + error.what());
     return 1;

@@ -4,8 +4,8 @@
 
 #include "imgpipe/messages/protocol.hpp"
 #include "imgpipe/pipeline/stage_graph.hpp"
-#include "imgpipe/worker/image_failure.hpp"
 #include "imgpipe/transport/amqp/queue_worker.hpp"
+#include "imgpipe/worker/image_failure.hpp"
 
 namespace imgpipe {
 namespace {
@@ -21,7 +21,8 @@ OutgoingMessage dead_letter(const IncomingMessage& message, const std::string& s
 }
 
 OutgoingMessage results_message(const ResultBatch& batch) {
-  return {batch.job.reply_to, encode(batch), {{headers::job, batch.job.job_id}, {headers::stage, batch.stage}}};
+  return {
+      batch.job.reply_to, encode(batch), {{headers::job, batch.job.job_id}, {headers::stage, batch.stage}}};
 }
 
 // The chain's outcome as messages: each stage's failures to the job, and what came out of the last stage
@@ -57,14 +58,16 @@ std::vector<OutgoingMessage> stamped(std::vector<OutgoingMessage> out) {
 
 DeliveryHandler make_stage_handler(StageChain chain, std::string source_queue, const Logger& log,
                                    std::shared_ptr<WorkerMetrics> metrics, CodecLimits limits) {
-  return [chain = std::move(chain), source_queue = std::move(source_queue), &log, metrics = std::move(metrics),
+  return [chain = std::move(chain), source_queue = std::move(source_queue), &log,
+          metrics = std::move(metrics),
           limits](const IncomingMessage& message) -> std::vector<OutgoingMessage> {
     const auto started = std::chrono::steady_clock::now();
     if (metrics) {
       // Clocks of different hosts disagree a little; a message cannot have waited less than nothing.
       if (const auto published = published_at(message.headers)) {
-        metrics->queue_wait(std::max(std::chrono::duration<double>(std::chrono::system_clock::now() - *published),
-                                     std::chrono::duration<double>::zero()));
+        metrics->queue_wait(
+            std::max(std::chrono::duration<double>(std::chrono::system_clock::now() - *published),
+                     std::chrono::duration<double>::zero()));
       }
     }
     Batch batch;
@@ -83,7 +86,8 @@ DeliveryHandler make_stage_handler(StageChain chain, std::string source_queue, c
     if (job.reply_to.empty()) {
       log.event("warn", "dead-lettering a batch: it names no result queue", {{"job", job.job_id}});
       if (metrics) metrics->dead_lettered();
-      return stamped({dead_letter(message, source_queue, "batch names no result queue (job.reply_to is empty)")});
+      return stamped(
+          {dead_letter(message, source_queue, "batch names no result queue (job.reply_to is empty)")});
     }
 
     StageChain::Outcome outcome = chain.run(std::move(batch));

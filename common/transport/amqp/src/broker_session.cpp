@@ -7,13 +7,12 @@
 namespace imgpipe {
 
 struct BrokerSession::Impl {
-  ConnectionOptions options;
+  BrokerOptions options;
   amqp::Connection connection;
-  Impl(const BrokerAddress& address, const ConnectionOptions& opts)
-      : options(opts), connection(address, opts) {}
+  Impl(const BrokerAddress& address, const BrokerOptions& opts) : options(opts), connection(address, opts) {}
 };
 
-BrokerSession::BrokerSession(const BrokerAddress& address, const ConnectionOptions& options)
+BrokerSession::BrokerSession(const BrokerAddress& address, const BrokerOptions& options)
     : impl_(std::make_unique<Impl>(address, options)) {}
 
 BrokerSession::~BrokerSession() = default;
@@ -44,7 +43,7 @@ void BrokerSession::delete_queue(const std::string& queue) {
   impl_->connection.delete_queue(queue);
 }
 
-void declare_topology(const BrokerAddress& address, const ConnectionOptions& options) {
+void declare_topology(const BrokerAddress& address, const BrokerOptions& options) {
   BrokerSession(address, options).declare_topology();
 }
 

@@ -1,6 +1,6 @@
 // Publisher confirms, kept once for both publishers (the workers' QueueWorker and the publisher's
-// JobChannel): what is still unconfirmed on the current connection, which publishes a confirm settles, and the
-// bounded retry of a publish the broker nacked.
+// JobChannel): what is still unconfirmed on the current connection, which publishes a confirm settles, and
+// the bounded retry of a publish the broker nacked.
 #pragma once
 
 #include <cstdint>
@@ -44,7 +44,8 @@ class ConfirmTracker {
   // A nacked publish goes out again unless it has had its max_publish_attempts; false when it has.
   bool retry_nacked(Connection& connection, Pending& pending, const LogFn& log) {
     if (pending.attempts >= max_publish_attempts) return false;
-    if (log) log("warn", "broker nacked a publish to " + pending.message.routing_key + "; publishing it again");
+    if (log)
+      log("warn", "broker nacked a publish to " + pending.message.routing_key + "; publishing it again");
     ++pending.attempts;
     publish(connection, std::move(pending));
     return true;
@@ -54,7 +55,8 @@ class ConfirmTracker {
   // that succeeds the old entries stay, so a failure half-way loses nothing.
   void replay(Connection& connection) {
     std::map<std::uint64_t, Pending> replayed;
-    for (const auto& [sequence, pending] : unconfirmed_) replayed.emplace(connection.publish(pending.message), pending);
+    for (const auto& [sequence, pending] : unconfirmed_)
+      replayed.emplace(connection.publish(pending.message), pending);
     unconfirmed_ = std::move(replayed);
   }
 

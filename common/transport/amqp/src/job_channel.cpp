@@ -39,7 +39,7 @@ struct JobChannel::Impl {
   };
 
   BrokerAddress address;
-  ConnectionOptions options;
+  PublisherOptions options;
   std::string job_id;
   std::string result_queue;
   LogFn log;
@@ -50,8 +50,8 @@ struct JobChannel::Impl {
   bool result_queue_deleted = false;
   std::string consumer_tag;
   amqp::ConfirmTracker<Pending> unconfirmed;
-  std::deque<IncomingMessage> results;           // delivered, not yet returned by next_result
-  std::optional<std::string> publish_failure;    // a message the broker nacked too often
+  std::deque<IncomingMessage> results;         // delivered, not yet returned by next_result
+  std::optional<std::string> publish_failure;  // a message the broker nacked too often
   // Under a memory or disk alarm (connection.blocked) the broker is reachable and merely withholding
   // confirms: publish()'s give_up_after deadline restarts while it lasts, however long, instead of failing
   // the job, and so does wait_confirms() when asked to (AlarmWait::wait_out).
@@ -174,7 +174,7 @@ struct JobChannel::Impl {
   }
 };
 
-JobChannel::JobChannel(BrokerAddress address, ConnectionOptions options, std::string job_id, LogFn log)
+JobChannel::JobChannel(BrokerAddress address, PublisherOptions options, std::string job_id, LogFn log)
     : impl_(std::make_unique<Impl>()) {
   impl_->address = std::move(address);
   impl_->options = options;

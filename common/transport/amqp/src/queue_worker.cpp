@@ -7,8 +7,8 @@
 #include "compute_slot.hpp"
 #include "confirm_tracker.hpp"
 #include "event_fd.hpp"
-#include "topology.hpp"
 #include "imgpipe/pipeline/stage_graph.hpp"
+#include "topology.hpp"
 
 #include <poll.h>
 
@@ -220,10 +220,10 @@ class WorkerSession {
   EventFd& wake_;
   amqp::Connection connection_;
   std::string consumer_tag_;
-  std::deque<IncomingMessage> buffered_;                 // delivered, not yet handed to the handler
-  std::map<std::uint64_t, std::size_t> awaiting_;        // delivery tag -> outputs not yet confirmed
+  std::deque<IncomingMessage> buffered_;           // delivered, not yet handed to the handler
+  std::map<std::uint64_t, std::size_t> awaiting_;  // delivery tag -> outputs not yet confirmed
   amqp::ConfirmTracker<PendingPublish> unconfirmed_;
-  std::size_t held_ = 0;                                 // last count given to on_held_changed
+  std::size_t held_ = 0;  // last count given to on_held_changed
 };
 
 }  // namespace

@@ -4,12 +4,11 @@
 
 namespace imgpipe::topology {
 
-void declare_stage_queue(amqp::Connection& connection, const std::string& name,
-                         const ConnectionOptions& options) {
+void declare_stage_queue(amqp::Connection& connection, const std::string& name, const QueueSetup& setup) {
   // Quorum queues count redeliveries; without x-delivery-limit (3.10 has no default) a poison message
   // would cycle forever.
   connection.declare_queue(name, {{"x-queue-type", std::string("quorum")},
-                                  {"x-delivery-limit", std::int64_t{options.delivery_limit}},
+                                  {"x-delivery-limit", std::int64_t{setup.delivery_limit}},
                                   {"x-dead-letter-exchange", std::string(queues::dead_letter_exchange)},
                                   {"x-dead-letter-routing-key", name}});
   connection.bind_queue(queues::dead, queues::dead_letter_exchange, name);
@@ -24,9 +23,9 @@ void declare_dead_letters(amqp::Connection& connection) {
   connection.declare_queue(queues::dead, {});
 }
 
-void declare_pipeline(amqp::Connection& connection, const ConnectionOptions& options) {
+void declare_pipeline(amqp::Connection& connection, const QueueSetup& setup) {
   declare_dead_letters(connection);
-  for (const auto& stage : stage_graph()) declare_stage_queue(connection, stage.queue, options);
+  for (const auto& stage : stage_graph()) declare_stage_queue(connection, stage.queue, setup);
 }
 
 void declare_result_queue(amqp::Connection& connection, const std::string& name,

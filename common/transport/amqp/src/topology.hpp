@@ -12,13 +12,12 @@ namespace imgpipe::topology {
 void declare_dead_letters(amqp::Connection& connection);
 
 // The dead letters and the queue of every stage of the graph.
-void declare_pipeline(amqp::Connection& connection, const ConnectionOptions& options);
+void declare_pipeline(amqp::Connection& connection, const QueueSetup& setup);
 
 // A quorum stage queue: durable, x-delivery-limit, dead-lettered to imgpipe.dlx under its own name, with
 // imgpipe.dead bound to that name so the dead letters land there, and imgpipe.dead.jobs bound likewise so
 // a copy reaches the job's result queue. Needs declare_dead_letters first.
-void declare_stage_queue(amqp::Connection& connection, const std::string& name,
-                         const ConnectionOptions& options);
+void declare_stage_queue(amqp::Connection& connection, const std::string& name, const QueueSetup& setup);
 
 // A job's result queue: durable classic, deleted by the broker after `ttl` without consumers.
 void declare_result_queue(amqp::Connection& connection, const std::string& name,

@@ -1,6 +1,6 @@
 // How a job's inputs become image batches: read in order, grouped by count and bytes, unreadable files
-// answered at once. Shared by `imgpipe submit` (broker mode) and `imgpipe run` (local mode), so both produce the
-// same lines for the same inputs.
+// answered at once. Shared by `imgpipe submit` (broker mode) and `imgpipe run` (local mode), so both produce
+// the same lines for the same inputs.
 #pragma once
 
 #include <atomic>

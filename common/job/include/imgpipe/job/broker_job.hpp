@@ -6,16 +6,16 @@
 #include <string>
 #include <vector>
 
-#include "imgpipe/transport/amqp/broker.hpp"
 #include "imgpipe/job/batching.hpp"
-#include "imgpipe/job/results.hpp"
 #include "imgpipe/job/journal.hpp"
+#include "imgpipe/job/results.hpp"
+#include "imgpipe/transport/amqp/broker.hpp"
 
 namespace imgpipe {
 
 struct BrokerJobSettings {
   JobSettings job;
-  ConnectionOptions connection;
+  PublisherOptions connection;
   std::chrono::seconds idle_timeout{600};  // give up when no result arrived for this long
   std::string job_id;                      // empty: a new one; the caller may need it before the job starts
   std::function<void(const JobResults&)> on_progress;  // after each result message; may be empty
@@ -23,8 +23,9 @@ struct BrokerJobSettings {
   JobJournal* journal = nullptr;
   // Publishes are confirmed and journaled in groups of this many batches.
   std::size_t journal_group = 8;
-  // Test knob: a pause after each published batch, so a test can kill the publisher mid-submit.
-  std::chrono::milliseconds publish_delay{0};
+  // Called after each batch is published, before the next is read; may be empty. (The submit command's hidden
+  // test flag pauses here, so a test can kill the publisher mid-submit.)
+  std::function<void()> after_publish;
 };
 
 // Publishes `inputs` as the job's image batches, then collects results until `results` (which may hold

@@ -42,5 +42,4 @@ enum class OutputFormat { jsonl, csv };
 void write_results(std::ostream& out, OutputFormat format, const std::vector<JobInput>& inputs,
                    const JobResults& results, const std::string& model);
 
-
 }  // namespace imgpipe

@@ -27,4 +27,13 @@ class Stage {
   virtual StageOutput process(const Batch& in) = 0;
 };
 
+// The batch a stage was handed, as the type it takes (one of Batch's alternatives); throws MessageError
+// naming the stage when `in` holds another kind.
+template <typename Taken>
+const Taken& batch_taken_by(const Stage& stage, const Batch& in) {
+  if (const auto* batch = std::get_if<Taken>(&in)) return *batch;
+  throw MessageError(std::string(stage.name()) + " takes " + to_string(stage.input_kind()) +
+                     " batches, got " + to_string(kind_of(in)));
+}
+
 }  // namespace imgpipe

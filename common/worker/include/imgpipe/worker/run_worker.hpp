@@ -35,6 +35,7 @@ struct WorkerConfig {
 };
 
 // Runs one worker until SIGTERM/SIGINT; returns the process exit code. `faults` is for tests only.
-int run_stage_worker(const WorkerConfig& config, const std::atomic<bool>& stop, const FaultInjection& faults = {});
+int run_stage_worker(const WorkerConfig& config, const std::atomic<bool>& stop,
+                     const FaultInjection& faults = {});
 
 }  // namespace imgpipe

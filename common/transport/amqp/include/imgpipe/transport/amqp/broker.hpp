@@ -1,5 +1,5 @@
-// What every RabbitMQ client of imgpipe shares: its errors, its connection settings and the messages it moves.
-// The transport runs over rabbitmq-c 0.11 behind pimpl; nothing here includes <amqp.h>.
+// What every RabbitMQ client of imgpipe shares: its errors, its connection settings and the messages it
+// moves. The transport runs over rabbitmq-c 0.11 behind pimpl; nothing here includes <amqp.h>.
 //
 // Topology (declared idempotently by every worker and the publisher; queue names in messages/protocol.hpp
 // and the stage graph, pipeline/stage_graph.hpp):
@@ -44,21 +44,37 @@ class BrokerRefused : public BrokerError {
   using BrokerError::BrokerError;
 };
 
+// How to hold one connection.
 struct ConnectionOptions {
   std::chrono::seconds heartbeat{10};
   std::chrono::seconds connect_timeout{10};  // TCP connect and login handshake
   // Bound on each synchronous request (declare, qos, consume). Generous: quorum queue declares wait for a
   // leader election right after a broker restart.
   std::chrono::seconds rpc_timeout{30};
-  // JobChannel gives up with BrokerUnreachable when the broker stays unreachable this long.
+  std::string client_name = "imgpipe";  // shown by the broker (rabbitmqctl list_connections, management UI)
+};
+
+// How imgpipe's queues are declared. Every client that declares them must agree: RabbitMQ refuses a queue
+// re-declared with other arguments (406 PRECONDITION_FAILED).
+struct QueueSetup {
+  int delivery_limit = 5;                                              // x-delivery-limit on the stage queues
+  std::chrono::milliseconds result_queue_ttl{std::chrono::hours(24)};  // x-expires of a job's result queue
+};
+
+// How long a publisher keeps trying before it tells its user the broker is gone.
+struct PublisherPatience {
+  // JobChannel gives up with BrokerUnreachable when the broker stays unreachable this long...
   std::chrono::seconds give_up_after{120};
   // ...but sooner when the broker was never reached at all: a mistyped URL or a broker that is not running
   // should not cost the user two minutes.
   std::chrono::seconds give_up_first_connect_after{15};
-  int delivery_limit = 5;  // x-delivery-limit on the stage queues
-  std::chrono::milliseconds result_queue_ttl{std::chrono::hours(24)};
-  std::string client_name = "imgpipe";
 };
+
+// What a client that declares queues needs: a worker, a session.
+struct BrokerOptions : ConnectionOptions, QueueSetup {};
+
+// What the publisher's JobChannel needs.
+struct PublisherOptions : BrokerOptions, PublisherPatience {};
 
 struct OutgoingMessage {
   std::string routing_key;  // queue name (default exchange), or the routing key on `exchange`

@@ -11,13 +11,13 @@
 namespace imgpipe {
 
 // Opens a connection and declares the pipeline topology.
-void declare_topology(const BrokerAddress& address, const ConnectionOptions& options);
+void declare_topology(const BrokerAddress& address, const BrokerOptions& options);
 
 // No reconnects, and heartbeats are serviced only inside its calls: idle longer than two heartbeats and the
 // broker drops it.
 class BrokerSession {
  public:
-  BrokerSession(const BrokerAddress& address, const ConnectionOptions& options);
+  BrokerSession(const BrokerAddress& address, const BrokerOptions& options);
   ~BrokerSession();
   BrokerSession(const BrokerSession&) = delete;
   BrokerSession& operator=(const BrokerSession&) = delete;

@@ -18,7 +18,7 @@ namespace imgpipe {
 // idle gap longer than twice the heartbeat costs a transparent reconnect on the next call.
 class JobChannel {
  public:
-  JobChannel(BrokerAddress address, ConnectionOptions options, std::string job_id, LogFn log);
+  JobChannel(BrokerAddress address, PublisherOptions options, std::string job_id, LogFn log);
   ~JobChannel();
   JobChannel(const JobChannel&) = delete;
   JobChannel& operator=(const JobChannel&) = delete;

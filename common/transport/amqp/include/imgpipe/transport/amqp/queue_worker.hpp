@@ -1,4 +1,5 @@
-// The consuming side of a stage queue: deliveries in, a handler's outputs published and confirmed, then acked.
+// The consuming side of a stage queue: deliveries in, a handler's outputs published and confirmed, then
+// acked.
 #pragma once
 
 #include <atomic>
@@ -20,7 +21,7 @@ struct WorkerOptions {
   int prefetch = 4;         // unacked deliveries held at once
   int confirm_window = 64;  // unconfirmed publishes before we stop taking new work
   std::chrono::milliseconds max_backoff{std::chrono::seconds(30)};
-  ConnectionOptions connection;
+  BrokerOptions connection;
   // Called on the IO thread with the number of deliveries held (received, not yet acked or rejected)
   // whenever it changes; 0 after a connection is lost, since the broker takes them back. For metrics.
   std::function<void(std::size_t held)> on_held_changed;
