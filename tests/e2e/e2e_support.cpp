@@ -68,8 +68,6 @@ Cluster::Cluster(bool fused, const std::vector<std::string>& extra_flags,
     flags.insert(flags.begin(), common.begin(), common.end());
     if (const auto own = role_flags.find(role); own != role_flags.end())
       flags.insert(flags.end(), own->second.begin(), own->second.end());
-    if (std::find(flags.begin(), flags.end(), "--metrics-port") == flags.end())
-      flags.insert(flags.end(), {"--metrics-port", "0"});
     workers_[role] =
         std::make_unique<ChildProcess>(worker_binary("imgpipe-" + role), flags, log_of(role), environment);
   };

@@ -26,8 +26,8 @@ struct InputFolder {
 
 // One replica per stage (or the fused preprocess+feature node and classify), stopped on destruction.
 // `extra_flags` go to every worker (`--models DIR` there replaces the committed store), `role_flags` to the
-// one of that role. Metrics are off (--metrics-port 0)
-// unless the flags name a port: every worker would otherwise want the default port of the same host.
+// one of that role. Metrics are on, as a user's workers have them: with the default port each worker of the
+// host takes the next free one.
 // The broker URL reaches the workers through `environment` (IMGPIPE_BROKER), never their command line.
 class Cluster {
  public:

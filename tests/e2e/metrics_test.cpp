@@ -1,6 +1,12 @@
 // The operator's view of a running cluster: each worker's Prometheus /metrics and its JSON log lines.
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <set>
@@ -172,4 +178,73 @@ TEST_CASE(
   CHECK(failed->at("job").get<std::string>().size() > 0);
   CHECK(jobs.size() == 1);  // one job submitted, and every line about its images names it
   CHECK((*failed)["level"] == "info");
+}
+
+namespace {
+
+// Holds a listening socket on 127.0.0.1:port, as another program on the host would.
+class TakenPort {
+ public:
+  explicit TakenPort(int port) : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    REQUIRE(fd_ >= 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<std::uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    taken_ = ::bind(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0 &&
+             ::listen(fd_, 1) == 0;
+  }
+  ~TakenPort() { ::close(fd_); }
+  TakenPort(const TakenPort&) = delete;
+  TakenPort& operator=(const TakenPort&) = delete;
+  bool taken_by_us() const { return taken_; }
+
+ private:
+  int fd_;
+  bool taken_ = false;
+};
+
+// The port in the worker's "metrics http://127.0.0.1:PORT/metrics" start line, 0 when it serves none.
+int served_port(const std::string& log) {
+  const std::string marker = "metrics http://127.0.0.1:";
+  const auto at = log.find(marker);
+  return at == std::string::npos ? 0 : std::stoi(log.substr(at + marker.size()));
+}
+
+}  // namespace
+
+TEST_CASE(
+    "a metrics port that is taken never stops a worker: the default moves to the next free port, a chosen "
+    "one is "
+    "given up with a warning",
+    "[e2e][broker][metrics]") {
+  constexpr int kChosenPort = 19467;
+  const TakenPort chosen(kChosenPort);
+  const TakenPort default_port(9464);  // may already be taken by something else: either way it is not free
+  REQUIRE(chosen.taken_by_us());
+  InputFolder inputs(1);
+  TempDir out;
+  Cluster cluster(false, {}, {{"preprocess", {"--metrics-port", std::to_string(kChosenPort)}}});
+  const auto result = submit(inputs, (out.path() / "results.jsonl").string());
+  INFO(result.err);
+  CHECK(result.exit_code == 3);  // the job ran through all three workers: only the broken files fail
+
+  const std::string preprocess_log = read_text_file(cluster.log_of("preprocess"));
+  INFO(preprocess_log);
+  CHECK_THAT(preprocess_log,
+             Catch::Contains("cannot serve metrics on 127.0.0.1:" + std::to_string(kChosenPort)) &&
+                 Catch::Contains("running WITHOUT metrics"));
+  CHECK(served_port(preprocess_log) == 0);
+  CHECK_THAT(preprocess_log, Catch::Contains("metrics off"));
+
+  for (const std::string role : {"feature", "classify"}) {
+    const std::string log = read_text_file(cluster.log_of(role));
+    INFO(role << ": " << log);
+    const int port = served_port(log);
+    CHECK(port > 9464);
+    CHECK(port < 9464 + 16);
+    CHECK_THAT(log, Catch::Contains("metrics port 9464 is taken"));
+    const auto samples = parse_metrics(http_get(port, "/metrics"));
+    CHECK(metric(samples, "imgpipe_images_processed_total", {{"stage", role}}) > 0);
+  }
 }

@@ -29,11 +29,10 @@ inline RunResult run_submit(const std::vector<std::string>& extra) {
   return run_tool(worker_binary("imgpipe"), submit_arguments(extra), 600, broker_environment());
 }
 
-// One worker of `role` with metrics off and one compute thread, stopped (SIGTERM) on destruction.
+// One worker of `role` with its default metrics and one compute thread, stopped (SIGTERM) on destruction.
 inline std::unique_ptr<ChildProcess> start_worker(const std::string& role, const std::filesystem::path& log,
                                                   const std::vector<std::string>& extra = {}) {
-  std::vector<std::string> flags = {"--models", models_dir().string(), "--threads",
-                                    "1",        "--metrics-port",      "0"};
+  std::vector<std::string> flags = {"--models", models_dir().string(), "--threads", "1"};
   flags.insert(flags.end(), extra.begin(), extra.end());
   return std::make_unique<ChildProcess>(worker_binary("imgpipe-" + role), flags, log, broker_environment());
 }

@@ -142,6 +142,9 @@ json ModelConfig::to_json() const {
         {"architecture", backbone.architecture},
         {"feature_dim", backbone.feature_dim}}},
   };
+  // Written only when it is not the default, so entries made before it existed keep their bytes (and
+  // version).
+  if (input.crop != 1.0) out["input"]["crop"] = input.crop;
   if (classifier) {
     out["classifier"] = {{"file", classifier->file},
                          {"sha256", classifier->sha256},
@@ -192,6 +195,13 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& name) {
     config.input.interpolation = Interpolation::linear;
   } else {
     throw ModelError(input_where + ": interpolation must be \"area\" or \"linear\"");
+  }
+  config.input.crop = input.contains("crop") ? field<double>(input, "crop", input_where) : 1.0;
+  if (!(config.input.crop > 0.0 && config.input.crop <= 1.0)) {
+    throw ModelError(input_where + ": crop must be a fraction of the short side, in (0, 1]");
+  }
+  if (config.input.crop != 1.0 && config.input.resize != ResizeMode::center_crop) {
+    throw ModelError(input_where + ": crop applies to resize \"center-crop\" only");
   }
   const auto channels = static_cast<std::size_t>(config.input.channels);
   if (config.input.mean.size() != channels || config.input.std.size() != channels) {

@@ -31,8 +31,8 @@ constexpr std::array kFailures = {
     ImageFailure::truncated,  ImageFailure::too_large,    ImageFailure::model_error,
     ImageFailure::other};
 
-std::runtime_error system_failure(const std::string& what) {
-  return std::runtime_error(what + ": " + std::strerror(errno));
+MetricsUnavailable system_failure(const std::string& what) {
+  return MetricsUnavailable(what + ": " + std::strerror(errno));
 }
 
 // A minimal HTTP/1.x server for GET /metrics, one scrape at a time on its own thread.
@@ -57,14 +57,14 @@ class MetricsServer {
       v6->sin6_family = AF_INET6;
       v6->sin6_port = port_bytes;
       if (::inet_pton(AF_INET6, address.c_str(), &v6->sin6_addr) != 1)
-        throw std::runtime_error("not an IP address: " + address);
+        throw std::invalid_argument("not an IP address: " + address);
       length = sizeof(sockaddr_in6);
     } else {
       auto* v4 = reinterpret_cast<sockaddr_in*>(&storage);
       v4->sin_family = AF_INET;
       v4->sin_port = port_bytes;
       if (::inet_pton(AF_INET, address.c_str(), &v4->sin_addr) != 1)
-        throw std::runtime_error("not an IP address: " + address);
+        throw std::invalid_argument("not an IP address: " + address);
       length = sizeof(sockaddr_in);
     }
     FileDescriptor socket(::socket(storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -157,8 +157,7 @@ struct WorkerMetrics::Impl {
   std::string endpoint;
 };
 
-WorkerMetrics::WorkerMetrics(const std::string& stage, const std::string& address, int port)
-    : impl_(std::make_unique<Impl>()) {
+WorkerMetrics::WorkerMetrics(const std::string& stage) : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   const prometheus::Labels labels{{"stage", stage}};
   auto& registry = *m.registry;
@@ -215,13 +214,17 @@ WorkerMetrics::WorkerMetrics(const std::string& stage, const std::string& addres
                         .Labels(labels)
                         .Register(registry)
                         .Add({});
-  if (port == 0) return;
+}
+
+void WorkerMetrics::serve(const std::string& address, int port) {
+  Impl& m = *impl_;
+  if (m.server) throw std::logic_error("metrics are already served on " + m.endpoint);
   const bool ipv6 = address.find(':') != std::string::npos;
   const std::string spec = (ipv6 ? "[" + address + "]" : address) + ":" + std::to_string(port);
   try {
     m.server.emplace(address, port, m.registry);
-  } catch (const std::runtime_error& error) {
-    throw std::runtime_error("cannot serve metrics on " + spec + ": " + error.what());
+  } catch (const MetricsUnavailable& error) {
+    throw MetricsUnavailable("cannot serve metrics on " + spec + ": " + error.what());
   }
   m.endpoint = spec;
 }

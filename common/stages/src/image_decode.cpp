@@ -145,8 +145,10 @@ cv::Mat fit(const cv::Mat& image, const InputSpec& input) {
   // target first would, for a long thin strip, allocate the strip's length times the scale: a 30000x1 PNG of
   // 100 bytes asked for 224 x 6.7 million pixels (4.5 GB) for a 224x224 model (regression input in
   // fuzz/corpus/decode_image, which the fuzz run replays under its malloc limit).
-  const double scale =
-      std::max(static_cast<double>(input.width) / image.cols, static_cast<double>(input.height) / image.rows);
+  // With crop < 1 the target covers only that part of the short side (torchvision's Resize + CenterCrop).
+  const double scale = std::max(static_cast<double>(input.width) / image.cols,
+                                static_cast<double>(input.height) / image.rows) /
+                       input.crop;
   const int crop_width = std::clamp(static_cast<int>(std::lround(input.width / scale)), 1, image.cols);
   const int crop_height = std::clamp(static_cast<int>(std::lround(input.height / scale)), 1, image.rows);
   const cv::Rect centre((image.cols - crop_width) / 2, (image.rows - crop_height) / 2, crop_width,

@@ -1,5 +1,6 @@
 #include "imgpipe/worker/run_worker.hpp"
 
+#include <algorithm>
 #include <memory>
 #include <stdexcept>
 
@@ -11,6 +12,37 @@
 #include "imgpipe/worker/stage_handler.hpp"
 
 namespace imgpipe {
+
+namespace {
+
+// A worker's metrics, served where the configuration says if the port can be had; otherwise kept unserved,
+// with a warning: the worker's real work does not depend on them.
+std::shared_ptr<WorkerMetrics> start_metrics(const WorkerConfig& config, const std::string& stages,
+                                             const Logger& log) {
+  auto metrics = std::make_shared<WorkerMetrics>(stages);
+  if (config.metrics_port == 0) return metrics;
+  const int last = config.metrics_port_chosen ? config.metrics_port
+                                              : std::min(65535, config.metrics_port + kMetricsPortsTried - 1);
+  std::string failure;
+  for (int port = config.metrics_port; port <= last; ++port) {
+    try {
+      metrics->serve(config.metrics_address, port);
+      if (port != config.metrics_port) {
+        log.info("metrics port " + std::to_string(config.metrics_port) +
+                 " is taken (another worker on this host?); serving metrics on port " + std::to_string(port));
+      }
+      return metrics;
+    } catch (const MetricsUnavailable& error) {
+      failure = error.what();
+    }
+  }
+  log.warn(failure +
+           (last != config.metrics_port ? " (and on the ports up to " + std::to_string(last) + ")" : "") +
+           "; running WITHOUT metrics. Give this worker a free --metrics-port, or 0 to turn them off");
+  return metrics;
+}
+
+}  // namespace
 
 int run_stage_worker(const WorkerConfig& config, const std::atomic<bool>& stop,
                      const FaultInjection& faults) {
@@ -35,10 +67,9 @@ int run_stage_worker(const WorkerConfig& config, const std::atomic<bool>& stop,
   // Shared with the handler and the model caches, which the QueueWorker and the stages keep.
   std::shared_ptr<WorkerMetrics> metrics;
   try {
-    metrics = std::make_shared<WorkerMetrics>(stages, config.metrics_address, config.metrics_port);
-  } catch (const std::runtime_error& error) {
-    log.error(std::string(error.what()) +
-              " (another process on that port? --metrics-port 0 turns metrics off)");
+    metrics = start_metrics(config, stages, log);
+  } catch (const std::invalid_argument& error) {
+    log.error("bad --metrics-address: " + std::string(error.what()));
     return 2;
   }
   StageSettings settings{ModelStore(config.models),

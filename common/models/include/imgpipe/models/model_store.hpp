@@ -29,6 +29,9 @@ struct InputSpec {
   Interpolation interpolation = Interpolation::area;
   std::vector<float> mean;  // per channel, applied to pixel/255
   std::vector<float> std;
+  // center-crop only: the part of the short side kept around the centre. torchvision's usual
+  // Resize(256) + CenterCrop(224) is 224/256 = 0.875; 1 keeps the whole short side.
+  double crop = 1.0;
 };
 
 struct BackboneSpec {

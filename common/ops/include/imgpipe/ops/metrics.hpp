@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -24,13 +25,19 @@ enum class ImageFailure {
 
 const char* to_string(ImageFailure failure);
 
+// The endpoint could not listen where asked (the port is taken, or not ours to take): the worker's real work
+// does not depend on it, so the worker carries on and says so.
+class MetricsUnavailable : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 // Every metric carries the label stage="<the worker's stage chain>", e.g. "preprocess+feature".
 // Thread-safe: the handler records from the compute thread while the exposer serves from its own.
 class WorkerMetrics {
  public:
-  // Serves http://address:port/metrics unless port is 0 (then the numbers are kept but not served).
-  // Throws std::runtime_error when it cannot listen there.
-  WorkerMetrics(const std::string& stage, const std::string& address, int port);
+  // The numbers are kept from the start; serve() makes them visible.
+  explicit WorkerMetrics(const std::string& stage);
   ~WorkerMetrics();
   WorkerMetrics(const WorkerMetrics&) = delete;
   WorkerMetrics& operator=(const WorkerMetrics&) = delete;
@@ -44,6 +51,9 @@ class WorkerMetrics {
   void deliveries_in_flight(std::size_t held);  // received from the broker, not yet acked or rejected
   void dead_lettered();
 
+  // Serves http://address:port/metrics from now on. Throws MetricsUnavailable when it cannot listen there,
+  // std::invalid_argument when `address` is not an IP address, std::logic_error when already serving.
+  void serve(const std::string& address, int port);
   std::string endpoint() const;  // "127.0.0.1:9464", empty when not served
 
  private:

@@ -11,6 +11,9 @@
 
 namespace imgpipe {
 
+inline constexpr int kDefaultMetricsPort = 9464;
+inline constexpr int kMetricsPortsTried = 16;
+
 struct WorkerConfig {
   std::string role;  // the stage it runs: a stage of the graph (pipeline/stage_graph.hpp)
   std::string broker = kDefaultBroker;
@@ -26,7 +29,11 @@ struct WorkerConfig {
   std::int64_t max_file_bytes = 64 << 20;
   // Prometheus /metrics; port 0 turns it off. Loopback by default so a worker started by hand exposes
   // nothing to the network; containers set IMGPIPE_METRICS_ADDRESS=0.0.0.0 for the scraper to reach them.
-  int metrics_port = 9464;
+  // With the default port, workers sharing a host take the next free ports (kMetricsPortsTried of them);
+  // a port the user chose (metrics_port_chosen) is tried alone. Either way a port that cannot be had costs
+  // the metrics, never the worker.
+  int metrics_port = kDefaultMetricsPort;
+  bool metrics_port_chosen = false;
   std::string metrics_address = "127.0.0.1";
   LogFormat log_format = LogFormat::text;
   // Largest message a worker decodes; bigger ones are dead-lettered with the reason. The broker's own

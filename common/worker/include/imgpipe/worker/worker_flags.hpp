@@ -51,10 +51,14 @@ inline void add_worker_flags(CLI::App& app, WorkerConfig& config, SecretUrlFlags
       ->envname("IMGPIPE_MAX_MESSAGE_BYTES")
       ->check(CLI::Range(std::int64_t{1024}, std::int64_t{512} << 20))
       ->capture_default_str();
-  app.add_option("--metrics-port", config.metrics_port, "Port of the Prometheus /metrics endpoint (0 = off)")
+  app.add_option(
+         "--metrics-port", config.metrics_port,
+         "Port of the Prometheus /metrics endpoint (0 = off); by default, the next free one from 9464 "
+         "when workers share a host")
       ->envname("IMGPIPE_METRICS_PORT")
       ->check(CLI::Range(0, 65535))
-      ->capture_default_str();
+      ->capture_default_str()
+      ->each([&config](const std::string&) { config.metrics_port_chosen = true; });
   app.add_option("--metrics-address", config.metrics_address,
                  "Address the /metrics endpoint listens on (containers use 0.0.0.0)")
       ->envname("IMGPIPE_METRICS_ADDRESS")
