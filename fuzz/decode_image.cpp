@@ -23,6 +23,7 @@ imgpipe::InputSpec geometry_from(std::uint8_t choice) {
   input.channels = (choice & 16) ? 3 : 1;
   input.resize = (choice & 32) ? imgpipe::ResizeMode::center_crop : imgpipe::ResizeMode::stretch;
   input.interpolation = (choice & 64) ? imgpipe::Interpolation::linear : imgpipe::Interpolation::area;
+  if (choice & 128) input.interpolation = imgpipe::Interpolation::antialiased_linear;
   return input;
 }
 

@@ -67,7 +67,7 @@ void write_messages(const fs::path& dir) {
   write(dir / "refused-magic", magic);
 }
 
-// The geometry byte of decode_image.cpp: bits 0-1 width, 2-3 height, 4 RGB, 5 centre crop, 6 linear.
+// The geometry byte of decode_image.cpp: bits 0-1 width, 2-3 height, 4 RGB, 5 centre crop, 6 linear, 7 antialiased linear.
 void write_image(const fs::path& dir, const std::string& name, std::uint8_t geometry, const Bytes& file) {
   Bytes bytes{geometry};
   bytes.insert(bytes.end(), file.begin(), file.end());

@@ -79,6 +79,8 @@ std::vector<std::string> submit_arguments(const InputFolder& inputs, const TempD
   return {"submit",
           "--models",
           models_dir().string(),
+          "--model",
+          "fashion",
           "--batch-size",
           "4",
           "--state-dir",

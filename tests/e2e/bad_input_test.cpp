@@ -18,7 +18,7 @@ namespace {
 
 std::vector<std::string> job_arguments(const std::string& command, const fs::path& output,
                                        const std::vector<std::string>& inputs) {
-  std::vector<std::string> arguments = {command,   "--models", models_dir().string(),
+  std::vector<std::string> arguments = {command,   "--models", models_dir().string(), "--model", "fashion",
                                         "--quiet", "-o",       output.string()};
   if (command == "submit") arguments.insert(arguments.end(), {"--idle-timeout", "120"});
   arguments.insert(arguments.end(), inputs.begin(), inputs.end());

@@ -20,8 +20,8 @@ namespace {
 
 RunResult submit(const InputFolder& inputs, const std::string& output) {
   return run_tool(worker_binary("imgpipe"),
-                  {"submit", "--models", models_dir().string(), "--quiet", "--idle-timeout", "120", "-o",
-                   output, inputs.dir.path().string()},
+                  {"submit", "--models", models_dir().string(), "--model", "fashion", "--quiet",
+                   "--idle-timeout", "120", "-o", output, inputs.dir.path().string()},
                   600, broker_environment());
 }
 

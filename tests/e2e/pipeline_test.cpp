@@ -28,7 +28,7 @@ std::vector<std::string> tool_flags() {
 }
 
 RunResult submit(const InputFolder& inputs, const std::string& output) {
-  auto arguments = std::vector<std::string>{"submit"};
+  auto arguments = std::vector<std::string>{"submit", "--model", "fashion"};
   auto flags = tool_flags();
   arguments.insert(arguments.end(), flags.begin(), flags.end());
   arguments.insert(arguments.end(),
@@ -37,8 +37,8 @@ RunResult submit(const InputFolder& inputs, const std::string& output) {
 }
 
 RunResult run_local(const InputFolder& inputs, const std::string& output) {
-  return run_tool(tool(), {"run", "--models", models_dir().string(), "--quiet", "-o", output,
-                           inputs.dir.path().string()});
+  return run_tool(tool(), {"run", "--models", models_dir().string(), "--model", "fashion", "--quiet", "-o",
+                           output, inputs.dir.path().string()});
 }
 
 // Every input has exactly one line: the right error for broken files, a label for everything else.
@@ -218,7 +218,7 @@ TEST_CASE("an interrupted imgpipe submit still writes one line per image and exi
   InputFolder inputs(1);
   TempDir out;
   const auto results_file = out.path() / "results.jsonl";
-  std::vector<std::string> arguments = {"submit"};
+  std::vector<std::string> arguments = {"submit", "--model", "fashion"};
   for (const auto& flag : tool_flags()) arguments.push_back(flag);
   arguments.insert(arguments.end(), {"-o", results_file.string(), inputs.dir.path().string()});
   // No workers run, so the job waits for results until the signal comes.

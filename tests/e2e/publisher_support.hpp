@@ -19,7 +19,8 @@ namespace imgpipe::test {
 
 inline std::vector<std::string> submit_arguments(const std::vector<std::string>& extra) {
   // The broker URL (with its password) goes in the environment: see broker_environment().
-  std::vector<std::string> arguments = {"submit", "--models", models_dir().string(), "--quiet"};
+  std::vector<std::string> arguments = {"submit",  "--models", models_dir().string(),
+                                        "--model", "fashion",  "--quiet"};
   arguments.insert(arguments.end(), extra.begin(), extra.end());
   return arguments;
 }

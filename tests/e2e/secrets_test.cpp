@@ -157,8 +157,8 @@ TEST_CASE(
     CHECK_THAT(refused.err + refused.out, !Catch::Contains(wrong));
 
     ChildProcess publisher(worker_binary("imgpipe"),
-                           {"submit", "--models", models_dir().string(), "--idle-timeout", "120", "-o",
-                            results.string(), inputs.dir.path().string()},
+                           {"submit", "--models", models_dir().string(), "--model", "fashion",
+                            "--idle-timeout", "120", "-o", results.string(), inputs.dir.path().string()},
                            dir.path() / "publisher.log", from_file);
     check_no_command_line_holds(secret);  // the publisher too, while it runs (or is gone: nothing to leak)
     REQUIRE(wait_for([&] { return !publisher.running(); }, std::chrono::seconds(300)));

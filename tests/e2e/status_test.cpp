@@ -173,11 +173,11 @@ TEST_CASE("imgpipe status --job shows a finished submit with every image done", 
   RunResult submitted;
   {
     Cluster cluster;
-    submitted = run_tool(
-        worker_binary("imgpipe"),
-        {"submit", "--models", models_dir().string(), "--quiet", "--idle-timeout", "120", "--state-dir",
-         state.path().string(), "-o", (out.path() / "results.jsonl").string(), inputs.dir.path().string()},
-        600, broker_environment());
+    submitted = run_tool(worker_binary("imgpipe"),
+                         {"submit", "--models", models_dir().string(), "--model", "fashion", "--quiet",
+                          "--idle-timeout", "120", "--state-dir", state.path().string(), "-o",
+                          (out.path() / "results.jsonl").string(), inputs.dir.path().string()},
+                         600, broker_environment());
   }
   INFO(submitted.err);
   REQUIRE(submitted.exit_code == 3);  // the broken inputs fail, each with its line

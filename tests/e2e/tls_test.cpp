@@ -117,10 +117,11 @@ TEST_CASE(
   RunResult submitted;
   {
     Cluster cluster(true, {}, {}, {{"IMGPIPE_BROKER", good}});
-    submitted = run_tool(worker_binary("imgpipe"),
-                         {"submit", "--models", models_dir().string(), "--quiet", "--idle-timeout", "120",
-                          "-o", (out.path() / "results.jsonl").string(), inputs.dir.path().string()},
-                         600, {{"IMGPIPE_BROKER", good}});
+    submitted = run_tool(
+        worker_binary("imgpipe"),
+        {"submit", "--models", models_dir().string(), "--model", "fashion", "--quiet", "--idle-timeout",
+         "120", "-o", (out.path() / "results.jsonl").string(), inputs.dir.path().string()},
+        600, {{"IMGPIPE_BROKER", good}});
     CHECK_THAT(read_text_file(cluster.log_of("feature")),
                Catch::Contains("via amqps://guest:***@localhost:" + std::to_string(broker.tls_port())));
   }

@@ -230,6 +230,8 @@ Job::Job(const InputFolder& inputs, int delivery_limit, const std::vector<std::s
   std::vector<std::string> arguments = {"submit",
                                         "--models",
                                         models_dir().string(),
+                                        "--model",
+                                        "fashion",
                                         "--quiet",
                                         "--idle-timeout",
                                         "300",

@@ -26,10 +26,11 @@ struct ToolOptions {
 
 struct JobOptions {
   std::vector<std::string> inputs;
-  std::string model = "fashion";
+  std::string model = "photos";
   std::string output;  // empty = stdout
   std::string format = "jsonl";
   int batch_size = 32;
+  int top_k = 1;  // labels listed per image
   int idle_timeout_seconds = 600;
   std::string state_dir;     // submit: where jobs/<id>.json goes; empty = the default (job_state.hpp)
   std::string resume;        // submit: finish this job instead of starting one (inputs must be empty)
@@ -53,7 +54,7 @@ struct StatusOptions {
 int status_command(const ToolOptions& tool, const StatusOptions& options);
 
 struct EvalOptions {
-  std::string model = "fashion";
+  std::string model = "photos";
   std::string dataset;
   std::string mode = "local";  // or "broker"
   std::string output;          // optional results file

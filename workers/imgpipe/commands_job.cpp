@@ -223,7 +223,8 @@ int job_command(const ToolOptions& tool, const JobOptions& job,
 
 PreparedJob prepare_new_job(const ToolOptions& tool, const JobOptions& job, bool via_broker) {
   PreparedJob prepared;
-  const JobSettings settings = job_settings(tool, job.model, job.batch_size);
+  JobSettings settings = job_settings(tool, job.model, job.batch_size);
+  settings.top_k = job.top_k;
   prepared.inputs = collect_inputs(job.inputs);
   if (prepared.inputs.empty()) throw UsageError("no images found in the given inputs");
   prepared.model = job.model;

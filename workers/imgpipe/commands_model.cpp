@@ -124,7 +124,9 @@ int add_backbone_command(const ToolOptions& tool, const AddBackboneOptions& opti
                     options.height,
                     options.channels,
                     options.resize == "stretch" ? ResizeMode::stretch : ResizeMode::center_crop,
-                    options.interpolation == "area" ? Interpolation::area : Interpolation::linear,
+                    options.interpolation == "area"                 ? Interpolation::area
+                    : options.interpolation == "antialiased-linear" ? Interpolation::antialiased_linear
+                                                                    : Interpolation::linear,
                     options.mean,
                     options.std};
     config.backbone = {"backbone.pt", sha256_hex_of_file(target), options.architecture, 0};

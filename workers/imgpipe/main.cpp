@@ -36,6 +36,10 @@ void add_job_flags(CLI::App& command, imgpipe::JobOptions& job, bool inputs_requ
   command.add_option("--format", job.format, "jsonl or csv")
       ->check(CLI::IsMember({"jsonl", "csv"}))
       ->capture_default_str();
+  command
+      .add_option("--top-k", job.top_k, "List the K best labels of each image with their scores (\"top\")")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
   command.add_option("--batch-size", job.batch_size, "Images per message")
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
@@ -144,8 +148,10 @@ int main(int argc, char** argv) {
   add_backbone->add_option("--resize", backbone_options.resize)
       ->check(CLI::IsMember({"stretch", "center-crop"}))
       ->capture_default_str();
-  add_backbone->add_option("--interpolation", backbone_options.interpolation)
-      ->check(CLI::IsMember({"area", "linear"}))
+  add_backbone
+      ->add_option("--interpolation", backbone_options.interpolation,
+                   "area, linear, or antialiased-linear (torchvision's Resize on PIL images)")
+      ->check(CLI::IsMember({"area", "linear", "antialiased-linear"}))
       ->capture_default_str();
   add_backbone->add_option("--mean", backbone_options.mean, "Per-channel mean of pixel/255")
       ->capture_default_str();

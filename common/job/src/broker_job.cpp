@@ -54,7 +54,7 @@ std::string run_broker_job(const BrokerAddress& address, const std::vector<JobIn
                            const BrokerJobSettings& settings, JobResults& results, const LogFn& log) {
   const std::string job_id = settings.job_id.empty() ? new_job_id() : settings.job_id;
   JobChannel channel(address, settings.connection, job_id, log);
-  const JobRef job{job_id, channel.result_queue(), settings.job.model, ""};
+  const JobRef job{job_id, channel.result_queue(), settings.job.model, "", settings.job.top_k};
   Progress progress("job " + job_id, results.total(), settings.job.show_progress);
   progress.update(results.done(), results.failed());
 

@@ -27,6 +27,11 @@ json result_to_json(const JournaledResult& entry) {
   if (result.ok()) {
     item["label"] = result.label;
     item["score"] = result.score;
+    if (!result.top.empty()) {
+      json top = json::array();
+      for (const auto& [label, score] : result.top) top.push_back({label, score});
+      item["top"] = std::move(top);
+    }
   } else {
     item["error"] = result.error;
   }
@@ -40,6 +45,10 @@ JournaledResult result_from_json(const json& item) {
   } else {
     result.label = item.at("label").get<std::string>();
     result.score = item.at("score").get<double>();
+    if (item.contains("top")) {
+      for (const auto& entry : item.at("top"))
+        result.top.push_back({entry.at(0).get<std::string>(), entry.at(1).get<double>()});
+    }
   }
   return {std::move(result), item.value("version", std::string())};
 }
@@ -76,6 +85,7 @@ void write_job_record(const std::filesystem::path& state_dir, const JobRecord& r
                          {"model", record.settings.model},
                          {"batch_size", record.settings.batch_size},
                          {"max_batch_bytes", record.settings.max_batch_bytes},
+                         {"top_k", record.settings.top_k},
                          {"max_file_bytes", record.settings.max_file_bytes},
                          {"working_dir", record.working_dir.string()},
                          {"inputs", std::move(inputs)}};
@@ -99,6 +109,7 @@ JobRecord read_job_record(const std::filesystem::path& state_dir, const std::str
     record.settings.model = document.at("model").get<std::string>();
     record.settings.batch_size = document.at("batch_size").get<std::size_t>();
     record.settings.max_batch_bytes = document.at("max_batch_bytes").get<std::size_t>();
+    record.settings.top_k = document.value("top_k", 1);
     record.settings.max_file_bytes = document.at("max_file_bytes").get<std::size_t>();
     record.working_dir = document.at("working_dir").get<std::string>();
     for (const auto& input : document.at("inputs")) {

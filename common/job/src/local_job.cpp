@@ -9,7 +9,7 @@ void run_local_job(const std::vector<JobInput>& inputs, const JobSettings& setti
                    const ComputeOptions& compute, JobResults& results) {
   LocalPipeline pipeline(store, compute);
   Progress progress("local", inputs.size(), settings.show_progress);
-  const JobRef job{new_job_id(), "", settings.model, ""};
+  const JobRef job{new_job_id(), "", settings.model, "", settings.top_k};
   auto sink = [&](const ImageResult& result, const std::string& version) {
     results.add(result, version);
     progress.update(results.done(), results.failed());

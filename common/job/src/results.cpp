@@ -68,6 +68,11 @@ void write_results(std::ostream& out, OutputFormat format, const std::vector<Job
         line["label"] = result->label;
         line["score"] = result->score;
         line["error"] = nullptr;
+        if (!result->top.empty()) {
+          nlohmann::json top = nlohmann::json::array();
+          for (const auto& [label, score] : result->top) top.push_back({label, score});
+          line["top"] = std::move(top);
+        }
       } else {
         line["label"] = nullptr;
         line["score"] = nullptr;

@@ -31,10 +31,12 @@ T get_le(const std::uint8_t* in) {
 }
 
 json job_to_json(const JobRef& job) {
-  return {{"job_id", job.job_id},
-          {"reply_to", job.reply_to},
-          {"model", job.model},
-          {"model_version", job.model_version}};
+  json out = {{"job_id", job.job_id},
+              {"reply_to", job.reply_to},
+              {"model", job.model},
+              {"model_version", job.model_version}};
+  if (job.top_k != 1) out["top_k"] = job.top_k;  // absent means 1, as in messages written before it existed
+  return out;
 }
 
 // Collects the payload and the item headers that point into it.
@@ -87,6 +89,11 @@ struct Encoder {
       if (result.ok()) {
         item["label"] = result.label;
         item["score"] = result.score;
+        if (!result.top.empty()) {
+          json top = json::array();
+          for (const auto& [label, score] : result.top) top.push_back({label, score});
+          item["top"] = std::move(top);
+        }
       } else {
         item["error"] = result.error;
       }
@@ -108,6 +115,14 @@ class HeaderReader {
     JobRef ref{string(job, "job_id", "job"), string(job, "reply_to", "job"), string(job, "model", "job"),
                string(job, "model_version", "job")};
     if (ref.job_id.empty()) throw MessageError("header job.job_id is empty");
+    if (job.contains("top_k")) {
+      const auto top_k = integer(job, "top_k", "job");
+      if (top_k < 1 || top_k > kMaxTopK) {
+        throw MessageError("header job.top_k is " + std::to_string(top_k) + ", outside 1.." +
+                           std::to_string(kMaxTopK));
+      }
+      ref.top_k = static_cast<int>(top_k);
+    }
     return ref;
   }
 
@@ -234,6 +249,21 @@ FeatureBatch decode_features(const HeaderReader& reader, const std::uint8_t* pay
   return batch;
 }
 
+// [[label, score], ...], at most kMaxTopK of them.
+std::vector<LabelScore> decode_top(const json& top, const std::string& where) {
+  if (!top.is_array() || top.size() > static_cast<std::size_t>(kMaxTopK)) {
+    throw MessageError(where + " top is not an array of at most " + std::to_string(kMaxTopK) + " entries");
+  }
+  std::vector<LabelScore> out;
+  for (const auto& entry : top) {
+    if (!entry.is_array() || entry.size() != 2 || !entry[0].is_string() || !entry[1].is_number()) {
+      throw MessageError(where + " top has an entry that is not [label, score]");
+    }
+    out.push_back({entry[0].get<std::string>(), entry[1].get<double>()});
+  }
+  return out;
+}
+
 ResultBatch decode_results(const HeaderReader& reader, const json& header) {
   ResultBatch batch{reader.job(), HeaderReader::string(header, "stage", "header"), {}};
   const json& items = reader.items();
@@ -248,6 +278,7 @@ ResultBatch decode_results(const HeaderReader& reader, const json& header) {
       const json& score = items[i].contains("score") ? items[i].at("score") : json();
       if (!score.is_number()) throw MessageError(where + " lacks a numeric score");
       result.score = score.get<double>();
+      if (items[i].contains("top")) result.top = decode_top(items[i].at("top"), where);
     }
     batch.results.push_back(std::move(result));
   }

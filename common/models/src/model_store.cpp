@@ -57,7 +57,15 @@ const char* to_string(ResizeMode mode) {
   return mode == ResizeMode::stretch ? "stretch" : "center-crop";
 }
 const char* to_string(Interpolation mode) {
-  return mode == Interpolation::area ? "area" : "linear";
+  switch (mode) {
+    case Interpolation::area:
+      return "area";
+    case Interpolation::linear:
+      return "linear";
+    case Interpolation::antialiased_linear:
+      return "antialiased-linear";
+  }
+  return "linear";
 }
 
 template <typename T>
@@ -149,6 +157,8 @@ json ModelConfig::to_json() const {
     out["classifier"] = {{"file", classifier->file},
                          {"sha256", classifier->sha256},
                          {"backbone_sha256", classifier->backbone_sha256}};
+    // Like crop: only when not the default, so existing entries keep their bytes.
+    if (classifier->kind == ClassifierKind::softmax) out["classifier"]["kind"] = "softmax";
     out["classes"] = classes;
   }
   return out;
@@ -193,8 +203,10 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& name) {
     config.input.interpolation = Interpolation::area;
   } else if (interpolation == "linear") {
     config.input.interpolation = Interpolation::linear;
+  } else if (interpolation == "antialiased-linear") {
+    config.input.interpolation = Interpolation::antialiased_linear;
   } else {
-    throw ModelError(input_where + ": interpolation must be \"area\" or \"linear\"");
+    throw ModelError(input_where + ": interpolation must be \"area\", \"linear\" or \"antialiased-linear\"");
   }
   config.input.crop = input.contains("crop") ? field<double>(input, "crop", input_where) : 1.0;
   if (!(config.input.crop > 0.0 && config.input.crop <= 1.0)) {
@@ -224,6 +236,15 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& name) {
     spec.file = field<std::string>(classifier, "file", where + " classifier");
     spec.sha256 = field<std::string>(classifier, "sha256", where + " classifier");
     spec.backbone_sha256 = field<std::string>(classifier, "backbone_sha256", where + " classifier");
+    const std::string kind = classifier.contains("kind")
+                                 ? field<std::string>(classifier, "kind", where + " classifier")
+                                 : "linear-svm";
+    if (kind == "softmax") {
+      spec.kind = ClassifierKind::softmax;
+    } else if (kind != "linear-svm") {
+      throw ModelError(where + " classifier: kind must be \"linear-svm\" or \"softmax\", not \"" + kind +
+                       "\"");
+    }
     config.classifier = spec;
     config.classes = field<std::vector<std::string>>(j, "classes", where);
     if (config.classes.size() < 2) throw ModelError(where + ": a classifier needs at least two classes");

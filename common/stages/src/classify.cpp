@@ -1,5 +1,7 @@
 #include "imgpipe/stages/classify.hpp"
 
+#include <algorithm>
+
 #include "imgpipe/stages/model_for_batch.hpp"
 
 namespace imgpipe {
@@ -17,9 +19,15 @@ StageOutput ClassifyStage::process(const Batch& in) {
   results.job.model_version = model.config->version;
   for (const auto& feature : batch.features) {
     try {
-      const Prediction prediction = model.loaded->predict(feature.values);
-      results.results.push_back(
-          {feature.image_id, model.config->classes.at(prediction.class_index), prediction.score, ""});
+      const auto top = static_cast<std::size_t>(std::max(batch.job.top_k, 1));
+      const Prediction prediction = model.loaded->predict(feature.values, top);
+      ImageResult result{
+          feature.image_id, model.config->classes.at(prediction.class_index), prediction.score, "", {}};
+      if (top > 1) {
+        for (const auto& [index, score] : prediction.best)
+          result.top.push_back({model.config->classes.at(index), score});
+      }
+      results.results.push_back(std::move(result));
     } catch (const ModelError& error) {
       output.errors.push_back({feature.image_id, "", 0.0, error.what()});
     }

@@ -79,6 +79,7 @@ std::pair<std::shared_ptr<const LinearClassifier>, SvmTrainingReport> train_line
     }
   }
   impl->function = train_svm(samples, targets, report.chosen_c, options.threads);
+  impl->dim = static_cast<std::size_t>(impl->function.weights.nc());
   return {std::make_shared<const LinearClassifier>(std::move(impl)), report};
 }
 

@@ -21,10 +21,11 @@ class JobInterrupted : public std::runtime_error {
 };
 
 struct JobSettings {
-  std::string model = "fashion";
+  std::string model = "photos";
   std::size_t batch_size = 32;             // images per message
   std::size_t max_batch_bytes = 8u << 20;  // a message is closed early once its images reach this size
   std::size_t max_file_bytes = 64u << 20;
+  int top_k = 1;  // how many of the best labels each result lists
   bool show_progress = true;
   const std::atomic<bool>* stop = nullptr;  // set by a stop signal; the job then throws JobInterrupted
 };

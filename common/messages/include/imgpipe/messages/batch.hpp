@@ -17,6 +17,7 @@ struct JobRef {
   std::string reply_to;       // result queue; empty in local mode
   std::string model;          // model name in the store
   std::string model_version;  // digest of the model's model.json, empty until a stage loaded it
+  int top_k = 1;              // how many of the best labels each result lists (1: the winner alone)
   bool operator==(const JobRef&) const = default;
 };
 
@@ -43,12 +44,19 @@ struct FeatureVector {
   bool operator==(const FeatureVector&) const = default;
 };
 
+struct LabelScore {
+  std::string label;
+  double score = 0.0;
+  bool operator==(const LabelScore&) const = default;
+};
+
 // The final word on one image: a label with its score, or an error with a reason (error non-empty).
 struct ImageResult {
   std::string image_id;
   std::string label;
   double score = 0.0;
   std::string error;
+  std::vector<LabelScore> top{};  // the job's top_k best labels, best first, when it asked for more than one
   bool ok() const { return error.empty(); }
   bool operator==(const ImageResult&) const = default;
 };

@@ -15,6 +15,8 @@
 namespace imgpipe {
 
 inline constexpr std::uint16_t kSchemaVersion = 1;
+// The most labels a result may list (JobRef::top_k).
+inline constexpr int kMaxTopK = 1000;
 
 struct CodecLimits {
   std::size_t max_message_bytes = 512u << 20;

@@ -19,7 +19,10 @@ class ModelError : public std::runtime_error {
 };
 
 enum class ResizeMode { stretch, center_crop };  // stretch to WxH, or scale the short side then crop
-enum class Interpolation { area, linear };
+// area and linear: OpenCV's INTER_AREA and INTER_LINEAR. antialiased_linear: what torchvision's Resize does
+// to a PIL image (PIL's bilinear filter widened when shrinking), for models trained that way; with
+// center-crop it also follows torchvision's Resize(short side) + CenterCrop rounding.
+enum class Interpolation { area, linear, antialiased_linear };
 
 struct InputSpec {
   int width = 0;
@@ -41,10 +44,17 @@ struct BackboneSpec {
   int feature_dim = 0;
 };
 
+// What the classifier file holds.
+enum class ClassifierKind {
+  linear_svm,  // a dlib multiclass linear SVM with its feature normaliser (what `imgpipe train` makes)
+  softmax,     // a network's own linear head: float32 weights (classes x feature_dim, row-major), then biases
+};
+
 struct ClassifierSpec {
   std::string file;
   std::string sha256;
   std::string backbone_sha256;  // the backbone whose features it was trained on
+  ClassifierKind kind = ClassifierKind::linear_svm;
 };
 
 struct ModelConfig {

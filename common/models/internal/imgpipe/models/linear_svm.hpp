@@ -1,11 +1,13 @@
-// Inside LinearClassifier: dlib's normaliser and multiclass linear decision function. Shared by the loader
-// (models/) and the trainer (training/), which write and read the same classifier.dat; nothing else includes
-// it, so dlib's headers stay out of everything that merely classifies.
+// Inside LinearClassifier. For a linear SVM: dlib's normaliser and multiclass linear decision function,
+// shared by the loader (models/) and the trainer (training/), which write and read the same classifier.dat;
+// for a softmax head: its weights. Nothing else includes this, so dlib's headers stay out of everything that
+// merely classifies.
 #pragma once
 
 #include <dlib/svm_threaded.h>
 
 #include <span>
+#include <vector>
 
 #include "imgpipe/models/linear_classifier.hpp"
 
@@ -23,10 +25,15 @@ inline Sample to_sample(std::span<const float> features) {
 }
 }  // namespace linear_svm
 
-// classifier.dat holds these two, serialised by dlib in this order.
 struct LinearClassifier::Impl {
+  ClassifierKind kind = ClassifierKind::linear_svm;
+  // linear_svm: classifier.dat holds these two, serialised by dlib in this order.
   dlib::vector_normalizer<linear_svm::Sample> normalizer;
   linear_svm::DecisionFunction function;
+  // softmax: logits = weights * features + bias; weights row-major, classes x dim.
+  std::vector<float> weights;
+  std::vector<float> bias;
+  std::size_t dim = 0;
 };
 
 }  // namespace imgpipe
