@@ -267,8 +267,8 @@ HtmlReport make_html_report(const std::vector<ResultLine>& lines, const ReportOp
       html_escape(options.title) + "</title>\n<style>" + kStyle + "</style></head>\n<body>\n";
   out += "<h1>" + html_escape(options.title) + "</h1>\n<p class=\"meta\">" + std::to_string(summary.images) +
          " images: " + std::to_string(summary.images - summary.errors) + " classified into " +
-         std::to_string(summary.categories) + " categories, " + std::to_string(summary.errors) +
-         (summary.errors == 1 ? " error" : " errors") + ". Model: ";
+         std::to_string(summary.categories) + (summary.categories == 1 ? " category, " : " categories, ") +
+         std::to_string(summary.errors) + (summary.errors == 1 ? " error" : " errors") + ". Model: ";
   std::string model_list;
   for (const auto& model : models) model_list += (model_list.empty() ? "" : ", ") + model;
   out += html_escape(model_list.empty() ? "not named" : model_list) + ".</p>\n";
