@@ -72,9 +72,10 @@ TEST_CASE(
     ++per_label[label];
     CHECK(same_inode(sorted / label_folder_name(label) / fs::path(image).filename(), image));
   }
-  CHECK_THAT(run.err, Catch::Contains("placed 6 photos into " + std::to_string(per_label.size()) +
-                                      " folders under " + sorted.string() +
-                                      " (6 linked, 0 copied, 0 already there); 2 failed images not placed"));
+  CHECK_THAT(run.err,
+             Catch::Contains("placed 6 photos into " + std::to_string(per_label.size()) +
+                             (per_label.size() == 1 ? " folder" : " folders") + " under " + sorted.string() +
+                             " (6 linked, 0 copied, 0 already there); 2 failed images not placed"));
 
   // The same results sorted again by the separate command: nothing new.
   const auto again = run_tool(worker_binary("imgpipe"), {"sort", results.string(), sorted.string()});

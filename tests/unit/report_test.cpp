@@ -182,9 +182,8 @@ TEST_CASE("a thumbnail fits in 160 px with the photo's aspect and colours, and a
   CHECK_THAT(make_thumbnail(dir.path()).error, Catch::Contains("cannot read"));
 }
 
-TEST_CASE(
-    "--max-per-category keeps the best-scored photos of a category and the page says how many are left out",
-    "[report]") {
+TEST_CASE("a category shows its best-scored photos up to --max-per-category and the page counts the rest",
+          "[report]") {
   test::TempDir dir;
   std::vector<json> lines;
   for (int i = 1; i <= 5; ++i) {

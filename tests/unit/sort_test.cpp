@@ -91,9 +91,8 @@ TEST_CASE("sorted photos are hard links to the originals, which stay exactly as 
   CHECK(same_inode(sorted / "baboon" / "baboon.jpg", photos[0].path));
   CHECK(same_inode(sorted / "fruit" / "coffee.png", photos[3].path));
   for (const auto& photo : photos) photo.check_untouched();
-  CHECK(describe(summary, sorted) ==
-        "placed 4 photos into 3 folders under " + sorted.string() +
-            " (4 linked, 0 copied, 0 already there); 1 failed images not placed");
+  CHECK(describe(summary, sorted) == "placed 4 photos into 3 folders under " + sorted.string() +
+                                         " (4 linked, 0 copied, 0 already there); 1 failed image not placed");
 }
 
 TEST_CASE("a label becomes a folder name that stays inside the folder and fits the file system", "[sort]") {

@@ -43,8 +43,9 @@ int report_command(const ReportCommandOptions& options) {
   if (!options.quiet) {
     const auto& summary = report.summary;
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::cerr << "report: " << summary.images << " images, " << summary.categories << " categories, "
-              << summary.errors << " errors; " << summary.thumbnails << " thumbnails, "
+    std::cerr << "report: " << summary.images << " images, " << summary.categories
+              << (summary.categories == 1 ? " category, " : " categories, ") << summary.errors
+              << (summary.errors == 1 ? " error; " : " errors; ") << summary.thumbnails << " thumbnails, "
               << summary.placeholders << " photos without preview";
     if (summary.left_out > 0) std::cerr << ", " << summary.left_out << " over --max-per-category left out";
     std::cerr << "; " << std::fixed << std::setprecision(1) << seconds << " s, written to " << output.string()

@@ -179,13 +179,16 @@ SortSummary sort_into_folders(const std::vector<PhotoToPlace>& photos, const fs:
 }
 
 std::string describe(const SortSummary& summary, const fs::path& dir) {
-  std::string text = "placed " + std::to_string(summary.placed()) + " photos into " +
-                     std::to_string(summary.folders) + " folders under " + dir.string() + " (" +
+  const auto count = [](std::size_t n, const std::string& one, const std::string& many) {
+    return std::to_string(n) + " " + (n == 1 ? one : many);
+  };
+  std::string text = "placed " + count(summary.placed(), "photo", "photos") + " into " +
+                     count(summary.folders, "folder", "folders") + " under " + dir.string() + " (" +
                      std::to_string(summary.linked) + " linked, " + std::to_string(summary.copied) +
                      " copied, " + std::to_string(summary.already_placed) + " already there); " +
-                     std::to_string(summary.failed_images) + " failed images not placed";
+                     count(summary.failed_images, "failed image", "failed images") + " not placed";
   if (!summary.problems.empty())
-    text += "; " + std::to_string(summary.problems.size()) + " photos could not be placed";
+    text += "; " + count(summary.problems.size(), "photo", "photos") + " could not be placed";
   return text;
 }
 
