@@ -4,8 +4,11 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <string>
 #include <vector>
+
+#include "imgpipe/report/sort_into.hpp"
 
 namespace imgpipe {
 
@@ -38,6 +41,7 @@ struct JobOptions {
   // submit: x-delivery-limit of the stage queues it declares; must match the workers' (RabbitMQ refuses a
   // queue re-declared with another limit).
   int delivery_limit = 5;
+  std::string sort_into;  // run/submit: afterwards, place each classified photo into sort_into/<label>/
 };
 
 int submit_command(const ToolOptions& tool, const JobOptions& job);
@@ -86,6 +90,24 @@ struct AddBackboneOptions {
 };
 int add_backbone_command(const ToolOptions& tool, const AddBackboneOptions& options);
 int models_command(const ToolOptions& tool);
+
+struct ReportCommandOptions {
+  std::string results;  // JSON Lines of run/submit/eval
+  std::string output;   // empty = the results file with .html
+  std::size_t max_per_category = 200;
+  int threads = 0;
+  bool quiet = false;
+};
+// One self-contained HTML page of the results. Exit 2 for a missing or malformed results file, 1 when the
+// page cannot be written.
+int report_command(const ReportCommandOptions& options);
+
+// `imgpipe sort RESULTS DIR`: the classified photos of a results file into DIR/<label>/. Exit 2 for a
+// missing or malformed results file, 1 when DIR cannot be made or a photo could not be placed.
+int sort_command(const std::string& results, const std::string& dir);
+// run/submit --sort-into and sort: places the photos and prints the summary (and each problem) on stderr;
+// false when a classified photo could not be placed.
+bool place_photos(const std::vector<PhotoToPlace>& photos, const std::string& dir);
 
 int export_fashion_mnist_command(const std::string& out_dir, const std::string& dataset_dir);
 

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <thread>
 
 #include "commands.hpp"
@@ -163,15 +164,16 @@ double execute(const ToolOptions& tool, bool via_broker, const std::vector<JobIn
 }
 
 void write_output(const std::string& output, OutputFormat format, const std::vector<JobInput>& inputs,
-                  const JobResults& results, const std::string& model) {
+                  const JobResults& results, const std::string& model,
+                  std::span<const std::string> truth = {}) {
   if (output.empty() || output == "-") {
-    write_results(std::cout, format, inputs, results, model);
+    write_results(std::cout, format, inputs, results, model, truth);
     std::cout.flush();
     return;
   }
   std::ofstream out(output, std::ios::trunc);
   if (!out) throw std::runtime_error("cannot write the results file " + output);
-  write_results(out, format, inputs, results, model);
+  write_results(out, format, inputs, results, model, truth);
   if (!out.flush()) throw std::runtime_error("cannot write the results file " + output);
 }
 
@@ -181,7 +183,20 @@ struct PreparedJob {
   std::string model;
   std::unique_ptr<JobResults> results;
   std::function<void(JobResults&)> run;
+  std::filesystem::path working_dir;  // relative input paths are relative to this; empty = the current one
 };
+
+// --sort-into: each classified input's file; failed ones are counted, not placed.
+std::vector<PhotoToPlace> photos_of(const PreparedJob& job) {
+  std::vector<PhotoToPlace> photos;
+  for (const auto& input : job.inputs) {
+    const ImageResult* result = job.results->find(input.image_id);
+    const auto source =
+        input.path.is_absolute() || job.working_dir.empty() ? input.path : job.working_dir / input.path;
+    photos.push_back({source, result && result->ok() ? std::optional(result->label) : std::nullopt});
+  }
+  return photos;
+}
 
 // Prepares and runs a job, writes one line per input, and picks the exit code.
 int job_command(const ToolOptions& tool, const JobOptions& job,
@@ -211,6 +226,8 @@ int job_command(const ToolOptions& tool, const JobOptions& job,
       if (!job.output.empty()) std::cerr << ", results in " << job.output;
       std::cerr << '\n';
     }
+    // After the results are safe in their file: a photo that cannot be placed costs the exit status only.
+    if (!job.sort_into.empty() && !place_photos(photos_of(prepared), job.sort_into)) return exit_code::failed;
     return results.failed() > 0 ? exit_code::some_images_failed : exit_code::ok;
   } catch (const UsageError& error) {
     log.error(error.what());
@@ -270,6 +287,7 @@ PreparedJob prepare_resumed_job(const ToolOptions& tool, const JobOptions& job, 
 
   PreparedJob prepared;
   prepared.inputs = record.inputs;
+  prepared.working_dir = record.working_dir;
   prepared.model = record.settings.model;
   prepared.results = std::make_unique<JobResults>(record.inputs);
   for (const auto& [result, version] : replay.results) prepared.results->add(result, version);
@@ -341,8 +359,12 @@ int eval_command(const ToolOptions& tool, const EvalOptions& options) {
     const JobOptions job;  // the default state folder and idle timeout
     const double seconds =
         execute(tool, options.mode == "broker", dataset.inputs, settings, job, results, log);
-    if (!options.output.empty())
-      write_output(options.output, OutputFormat::jsonl, dataset.inputs, results, options.model);
+    if (!options.output.empty()) {
+      // Each line carries its true class, so that `imgpipe report` can draw the confusion matrix.
+      std::vector<std::string> truth;
+      for (const auto label : dataset.labels) truth.push_back(dataset.classes[label]);
+      write_output(options.output, OutputFormat::jsonl, dataset.inputs, results, options.model, truth);
+    }
 
     // Rows: the dataset's classes. Columns: the model's classes, then errors.
     std::map<std::string, std::size_t> column_of;

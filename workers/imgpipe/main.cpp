@@ -43,6 +43,9 @@ void add_job_flags(CLI::App& command, imgpipe::JobOptions& job, bool inputs_requ
   command.add_option("--batch-size", job.batch_size, "Images per message")
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
+  command.add_option(
+      "--sort-into", job.sort_into,
+      "Afterwards, hard-link (or copy) each classified photo into DIR/<label>/; originals stay");
   auto* inputs = command.add_option("INPUT", job.inputs, "Image files, folders (recursive) or @list.txt");
   if (inputs_required) inputs->required();
 }
@@ -164,6 +167,29 @@ int main(int argc, char** argv) {
   auto* models = app.add_subcommand("models", "List the models in the store");
   add_tool_flags(*models, tool, broker_flags);
 
+  imgpipe::ReportCommandOptions report_options;
+  auto* report = app.add_subcommand(
+      "report", "Make one self-contained HTML page of a results file: thumbnails by category, errors");
+  report->add_option("RESULTS", report_options.results, "JSON Lines written by run, submit or eval -o")
+      ->required();
+  report->add_option("-o,--output", report_options.output, "The HTML file (default: RESULTS with .html)");
+  report
+      ->add_option("--max-per-category", report_options.max_per_category,
+                   "Thumbnails per category at most (the best-scored); the page says how many were left out")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}))
+      ->capture_default_str();
+  report->add_option("--threads", report_options.threads, "Thumbnails made in parallel (0 = one per core)")
+      ->envname("IMGPIPE_THREADS")
+      ->check(CLI::Range(0, 256));
+  report->add_flag("-q,--quiet", report_options.quiet, "No summary on standard error");
+
+  std::string sort_results;
+  std::string sort_dir;
+  auto* sort = app.add_subcommand(
+      "sort", "Hard-link (or copy) each classified photo of a results file into DIR/<label>/");
+  sort->add_option("RESULTS", sort_results, "JSON Lines written by run, submit or eval -o")->required();
+  sort->add_option("DIR", sort_dir, "Folder to sort into (created if missing)")->required();
+
   std::string export_dir;
   std::string fashion_data = "/usr/share/datasets/fashion-mnist";
   auto* export_fashion = app.add_subcommand(
@@ -195,6 +221,8 @@ int main(int argc, char** argv) {
   if (*eval) return imgpipe::eval_command(tool, eval_options);
   if (*add_backbone) return imgpipe::add_backbone_command(tool, backbone_options);
   if (*models) return imgpipe::models_command(tool);
+  if (*report) return imgpipe::report_command(report_options);
+  if (*sort) return imgpipe::sort_command(sort_results, sort_dir);
   if (*export_fashion) return imgpipe::export_fashion_mnist_command(export_dir, fashion_data);
   return imgpipe::exit_code::usage;
 }

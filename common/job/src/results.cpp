@@ -2,6 +2,7 @@
 
 #include <iomanip>
 #include <sstream>
+#include <stdexcept>
 
 #include <nlohmann/json.hpp>
 
@@ -55,9 +56,14 @@ std::string JobResults::model_version_of(const std::string& image_id) const {
 }
 
 void write_results(std::ostream& out, OutputFormat format, const std::vector<JobInput>& inputs,
-                   const JobResults& results, const std::string& model) {
-  if (format == OutputFormat::csv) out << "image,label,score,model,error\n";
-  for (const auto& input : inputs) {
+                   const JobResults& results, const std::string& model, std::span<const std::string> truth) {
+  if (!truth.empty() && truth.size() != inputs.size())
+    throw std::invalid_argument("write_results: " + std::to_string(truth.size()) + " true classes for " +
+                                std::to_string(inputs.size()) + " inputs");
+  if (format == OutputFormat::csv)
+    out << (truth.empty() ? "image,label,score,model,error\n" : "image,label,score,model,error,truth\n");
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const JobInput& input = inputs[i];
     const ImageResult* result = results.find(input.image_id);
     const std::string error = result ? result->error : "no result (the job did not finish)";
     const std::string version = results.model_version_of(input.image_id);
@@ -78,12 +84,15 @@ void write_results(std::ostream& out, OutputFormat format, const std::vector<Job
         line["score"] = nullptr;
         line["error"] = error;
       }
+      if (!truth.empty()) line["truth"] = truth[i];
       out << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
     } else {
       const bool ok = result && result->ok();
       out << csv_field(input.path.string()) << ',' << (ok ? csv_field(result->label) : "") << ','
           << (ok ? format_score(result->score) : "") << ',' << csv_field(model_name) << ','
-          << (ok ? "" : csv_field(error)) << '\n';
+          << (ok ? "" : csv_field(error));
+      if (!truth.empty()) out << ',' << csv_field(truth[i]);
+      out << '\n';
     }
   }
 }

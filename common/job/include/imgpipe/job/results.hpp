@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <map>
 #include <ostream>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -38,8 +39,10 @@ class JobResults {
 
 enum class OutputFormat { jsonl, csv };
 
-// Writes one line per input, in input order: image, label, score, model, error.
+// Writes one line per input, in input order: image, label, score, model, error. `truth`, when given (one per
+// input: `imgpipe eval`'s true classes, from the labelled folder), adds a "truth" field (CSV: column).
 void write_results(std::ostream& out, OutputFormat format, const std::vector<JobInput>& inputs,
-                   const JobResults& results, const std::string& model);
+                   const JobResults& results, const std::string& model,
+                   std::span<const std::string> truth = {});
 
 }  // namespace imgpipe
