@@ -177,7 +177,8 @@ void write_output(const std::string& output, OutputFormat format, const std::vec
 
 // A job ready to run: the inputs that get one output line each, and how to fill their results.
 struct PreparedJob {
-  std::vector<JobInput> inputs;  // paths as the user named them
+  std::vector<JobInput> inputs;                   // paths as the user named them
+  std::vector<std::filesystem::path> not_images;  // left out of walked folders by their extension
   std::string model;
   std::unique_ptr<JobResults> results;
   std::function<void(JobResults&)> run;
@@ -201,6 +202,7 @@ int job_command(const ToolOptions& tool, const JobOptions& job,
       log.error(std::string(interrupted.what()) + "; " + std::to_string(results.done()) + " of " +
                 std::to_string(results.total()) + " images had a result, written" +
                 (job.output.empty() ? "" : " to " + job.output));
+      if (!prepared.not_images.empty()) std::cerr << describe_not_images(prepared.not_images) << '\n';
       return exit_code::failed;
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -211,6 +213,8 @@ int job_command(const ToolOptions& tool, const JobOptions& job,
       if (!job.output.empty()) std::cerr << ", results in " << job.output;
       std::cerr << '\n';
     }
+    // Even with --quiet: these files have no result line, so this is the only place they are mentioned.
+    if (!prepared.not_images.empty()) std::cerr << describe_not_images(prepared.not_images) << '\n';
     return results.failed() > 0 ? exit_code::some_images_failed : exit_code::ok;
   } catch (const UsageError& error) {
     log.error(error.what());
@@ -224,8 +228,14 @@ int job_command(const ToolOptions& tool, const JobOptions& job,
 PreparedJob prepare_new_job(const ToolOptions& tool, const JobOptions& job, bool via_broker) {
   PreparedJob prepared;
   const JobSettings settings = job_settings(tool, job.model, job.batch_size);
-  prepared.inputs = collect_inputs(job.inputs);
-  if (prepared.inputs.empty()) throw UsageError("no images found in the given inputs");
+  CollectedInputs collected = gather_inputs(job.inputs);
+  prepared.inputs = std::move(collected.images);
+  prepared.not_images = std::move(collected.not_images);
+  if (prepared.inputs.empty()) {
+    throw UsageError(
+        "no images found in the given inputs" +
+        (prepared.not_images.empty() ? "" : " (" + describe_not_images(prepared.not_images) + ")"));
+  }
   prepared.model = job.model;
   prepared.results = std::make_unique<JobResults>(prepared.inputs);
   prepared.run = [&tool, &job, settings, via_broker, inputs = prepared.inputs](JobResults& results) {
