@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -117,6 +119,22 @@ void write_images(const fs::path& dir) {
   // What the probe knows but refuses, and a file it does not recognise.
   write_image(dir, "gif-header", 0x12, {'G', 'I', 'F', '8', '9', 'a', 2, 0, 2, 0, 0, 0, 0});
   write_image(dir, "not-an-image", 0x00, {'h', 'e', 'l', 'l', 'o'});
+  // Camera photos from tests/data: HEIC (a grid, and one turned by irot) for libheif and the box parser,
+  // and JPEGs with an EXIF orientation (and a progressive one) for the APP1 parser and the turns.
+  const struct {
+    const char* name;
+    std::uint8_t geometry;
+  } fixtures[] = {{"photo-64x48.heic", 0x1F},
+                  {"irot.heic", 0x42},
+                  {"exif-orientation-6.jpg", 0x3E},
+                  {"exif-orientation-7.jpg", 0x15},
+                  {"progressive.jpg", 0x0A}};
+  for (const auto& fixture : fixtures) {
+    std::ifstream in(fs::path(IMGPIPE_FIXTURES_DIR) / fixture.name, std::ios::binary);
+    const Bytes file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (file.empty()) throw std::runtime_error(std::string("cannot read the fixture ") + fixture.name);
+    write_image(dir, fixture.name, fixture.geometry, file);
+  }
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 
+#include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <random>
 #include <stdexcept>
@@ -136,6 +138,25 @@ BadInputCorpus::BadInputCorpus()
   fs::copy_file(opencv_photo("baboon.jpg"), folder / "latin1-\xE9t\xE9.jpg");
   expected[(folder / "latin1-\uFFFDt\uFFFD.jpg").string()] = "";
   copy(data / "animated.gif", "animated.gif", "GIF images are not supported (OpenCV 4.6 has no GIF decoder)");
+
+  // Camera photos: a progressive JPEG, one stored on its side (EXIF orientation 6), HEICs whole, cut short,
+  // and claiming a huge size; and a file that is no image by its name (no line: named in the summary).
+  copy(data / "progressive.jpg", "progressive.jpg", "");
+  copy(data / "exif-orientation-6.jpg", "sideways.jpg", "");
+  copy(data / "photo-64x48.heic", "phone.HEIC", "");
+  copy(data / "irot.heic", "turned.heif", "");
+  const auto heic = read_file(data / "photo-64x48.heic");
+  add("cut.heic", {heic.begin(), heic.begin() + 100},
+      "corrupt or truncated heif (no dimensions in its header; refused before decoding)");
+  auto huge_heic = heic;
+  const std::uint8_t side[] = {0x00, 0x01, 0x86, 0xA0};  // 100000, big-endian: each ispe's width and height
+  for (std::size_t i = 0; i + 16 <= huge_heic.size(); ++i) {
+    if (std::memcmp(&huge_heic[i], "ispe", 4) != 0) continue;
+    for (std::size_t at : {i + 8, i + 12})
+      std::copy(std::begin(side), std::end(side), huge_heic.begin() + static_cast<long>(at));
+  }
+  add("bomb.heic", huge_heic, "heif header claims 100000x100000" + kOverLimit);
+  write_file(folder / "notes.txt", {'n', 'o', '\n'});
 
   // Symlinks: out of the folder, inside it, in a loop, to nothing, and a folder loop (not walked).
   fs::copy_file(opencv_photo("fruits.jpg"), elsewhere / "fruits.jpg");

@@ -98,8 +98,33 @@ TEST_CASE("a folder with no images in it is a usage error, in both modes", "[e2e
     const RunResult result = run_tool(worker_binary("imgpipe"),
                                       job_arguments(command, empty.path() / "out.jsonl", {empty.path()}));
     CHECK(result.exit_code == 2);
-    CHECK_THAT(result.err, Catch::Contains("no images found in the given inputs"));
+    CHECK_THAT(result.err,
+               Catch::Contains("no images found in the given inputs (skipped 1 file that is not an "
+                               "image by its extension: " +
+                               (empty.path() / "README.txt").string() + ")"));
   }
+}
+
+// Files without an image extension have no result line; the summary names them (and says how many more).
+TEST_CASE("imgpipe run names the files of a folder it skipped by their extension, even with --quiet",
+          "[e2e][corpus][cli]") {
+  TempDir dir;
+  fs::copy_file(opencv_photo("fruits.jpg"), dir.path() / "fruits.jpg");
+  test::write_file(dir.path() / "notes.txt", {'h', 'i', '\n'});
+  for (int i = 0; i < 11; ++i) test::write_file(dir.path() / ("layer" + std::to_string(i) + ".xcf"), {1});
+  TempDir out;
+  const RunResult result =
+      run_tool(worker_binary("imgpipe"), job_arguments("run", out.path() / "out.jsonl", {dir.path()}));
+  INFO(result.err);
+  CHECK(result.exit_code == 0);
+  const auto lines = lines_by_image(read_text_file(out.path() / "out.jsonl"));
+  CHECK(lines.size() == 1);
+  CHECK(lines.count((dir.path() / "fruits.jpg").string()) == 1);
+  CHECK_THAT(result.err,
+             Catch::Contains("skipped 12 files that are not images by their extension: " +
+                             (dir.path() / "layer0.xcf").string() + ", ") &&
+                 // sorted by name: layer0, layer1, layer10, layer2 ... layer8; then layer9, notes.txt
+                 Catch::Contains((dir.path() / "layer8.xcf").string() + " and 2 more\n"));
 }
 
 // The worker must refuse the bomb from its header, not survive decoding it: under an address-space limit of

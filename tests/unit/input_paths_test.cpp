@@ -128,3 +128,39 @@ TEST_CASE("an image batch on the wire carries the file's bytes and an id, never 
   CHECK(decoded.images[0].image_id == inputs[0].image_id);
   CHECK(decoded.images[0].bytes == test::read_file(test::opencv_photo("fruits.jpg")));
 }
+
+TEST_CASE("a folder walk collects HEIC/HEIF/AVIF in any case and names the files it leaves out",
+          "[job][paths]") {
+  test::TempDir root;
+  fs::create_directories(root.path() / "sub");
+  for (const std::string name :
+       {"a.HEIC", "b.heif", "c.Avif", "d.jpg", "notes.txt", "sub/drawing.xcf", "sub/e.heic", "Makefile"})
+    test::write_file(root.path() / name, {1, 2, 3});
+  const CollectedInputs collected = gather_inputs({root.path().string()});
+  std::vector<std::string> images;
+  for (const auto& input : collected.images)
+    images.push_back(input.path.lexically_relative(root.path()).string());
+  CHECK(images == std::vector<std::string>{"a.HEIC", "b.heif", "c.Avif", "d.jpg", "sub/e.heic"});
+  std::vector<std::string> left_out;
+  for (const auto& path : collected.not_images)
+    left_out.push_back(path.lexically_relative(root.path()).string());
+  CHECK(left_out == std::vector<std::string>{"Makefile", "notes.txt", "sub/drawing.xcf"});
+  CHECK(collect_inputs({root.path().string()}).size() == 5);
+  // A file named explicitly is taken whatever its name: it gets its line, so it is not "skipped".
+  const CollectedInputs named = gather_inputs({(root.path() / "notes.txt").string()});
+  CHECK(named.images.size() == 1);
+  CHECK(named.not_images.empty());
+}
+
+TEST_CASE("the skipped files are described with their names, at most ten of them", "[job][paths]") {
+  CHECK(describe_not_images({}).empty());
+  CHECK(describe_not_images({"photos/a.txt"}) ==
+        "skipped 1 file that is not an image by its extension: photos/a.txt");
+  CHECK(describe_not_images({"a.txt", "b.xcf"}) ==
+        "skipped 2 files that are not images by their extension: a.txt, b.xcf");
+  std::vector<fs::path> many;
+  for (int i = 0; i < 13; ++i) many.push_back("f" + std::to_string(i) + ".txt");
+  CHECK(describe_not_images(many) ==
+        "skipped 13 files that are not images by their extension: f0.txt, f1.txt, f2.txt, f3.txt, f4.txt, "
+        "f5.txt, f6.txt, f7.txt, f8.txt, f9.txt and 3 more");
+}

@@ -179,7 +179,8 @@ void write_output(const std::string& output, OutputFormat format, const std::vec
 
 // A job ready to run: the inputs that get one output line each, and how to fill their results.
 struct PreparedJob {
-  std::vector<JobInput> inputs;  // paths as the user named them
+  std::vector<JobInput> inputs;                   // paths as the user named them
+  std::vector<std::filesystem::path> not_images;  // left out of walked folders by their extension
   std::string model;
   std::unique_ptr<JobResults> results;
   std::function<void(JobResults&)> run;
@@ -216,6 +217,7 @@ int job_command(const ToolOptions& tool, const JobOptions& job,
       log.error(std::string(interrupted.what()) + "; " + std::to_string(results.done()) + " of " +
                 std::to_string(results.total()) + " images had a result, written" +
                 (job.output.empty() ? "" : " to " + job.output));
+      if (!prepared.not_images.empty()) std::cerr << describe_not_images(prepared.not_images) << '\n';
       return exit_code::failed;
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -226,6 +228,8 @@ int job_command(const ToolOptions& tool, const JobOptions& job,
       if (!job.output.empty()) std::cerr << ", results in " << job.output;
       std::cerr << '\n';
     }
+    // Even with --quiet: these files have no result line, so this is the only place they are mentioned.
+    if (!prepared.not_images.empty()) std::cerr << describe_not_images(prepared.not_images) << '\n';
     // After the results are safe in their file: a photo that cannot be placed costs the exit status only.
     if (!job.sort_into.empty() && !place_photos(photos_of(prepared), job.sort_into)) return exit_code::failed;
     return results.failed() > 0 ? exit_code::some_images_failed : exit_code::ok;
@@ -242,8 +246,14 @@ PreparedJob prepare_new_job(const ToolOptions& tool, const JobOptions& job, bool
   PreparedJob prepared;
   JobSettings settings = job_settings(tool, job.model, job.batch_size);
   settings.top_k = job.top_k;
-  prepared.inputs = collect_inputs(job.inputs);
-  if (prepared.inputs.empty()) throw UsageError("no images found in the given inputs");
+  CollectedInputs collected = gather_inputs(job.inputs);
+  prepared.inputs = std::move(collected.images);
+  prepared.not_images = std::move(collected.not_images);
+  if (prepared.inputs.empty()) {
+    throw UsageError(
+        "no images found in the given inputs" +
+        (prepared.not_images.empty() ? "" : " (" + describe_not_images(prepared.not_images) + ")"));
+  }
   prepared.model = job.model;
   prepared.results = std::make_unique<JobResults>(prepared.inputs);
   prepared.run = [&tool, &job, settings, via_broker, inputs = prepared.inputs](JobResults& results) {

@@ -24,8 +24,8 @@ namespace fs = std::filesystem;
 namespace {
 
 bool has_image_extension(const fs::path& path) {
-  static const std::set<std::string> kExtensions = {".jpg",  ".jpeg", ".png",  ".bmp",
-                                                    ".webp", ".tif",  ".tiff", ".gif"};
+  static const std::set<std::string> kExtensions = {".jpg",  ".jpeg", ".png",  ".bmp",  ".webp", ".tif",
+                                                    ".tiff", ".gif",  ".heic", ".heif", ".avif"};
   std::string extension = path.extension().string();
   std::transform(extension.begin(), extension.end(), extension.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
@@ -37,24 +37,33 @@ struct Collected {
   fs::path confined_to;
 };
 
+struct Walk {
+  std::vector<Collected> images;
+  std::vector<fs::path> not_images;
+};
+
 // Symlinked folders are not entered (no loops, nothing outside the folder); a symlink with an image name is
 // collected whatever it points to, so that read_input can refuse it with the reason instead of the walk
 // dropping it silently.
-void add_folder(const fs::path& folder, std::vector<Collected>& out) {
+// Files with other names are counted as not images (folders, FIFOs and sockets are not files to count).
+void add_folder(const fs::path& folder, Walk& out) {
   std::vector<fs::path> found;
+  std::vector<fs::path> others;
   std::error_code error;
   fs::recursive_directory_iterator walk(folder, fs::directory_options::skip_permission_denied, error);
   if (error) throw UsageError("cannot read folder " + folder.string() + ": " + error.message());
   for (const auto& entry : walk) {
-    if (!has_image_extension(entry.path())) continue;
     std::error_code status_error;
-    if (entry.is_symlink(status_error) || entry.is_regular_file(status_error)) found.push_back(entry.path());
+    if (!entry.is_symlink(status_error) && !entry.is_regular_file(status_error)) continue;
+    (has_image_extension(entry.path()) ? found : others).push_back(entry.path());
   }
   std::sort(found.begin(), found.end());
-  for (auto& path : found) out.push_back({std::move(path), folder});
+  std::sort(others.begin(), others.end());
+  for (auto& path : found) out.images.push_back({std::move(path), folder});
+  for (auto& path : others) out.not_images.push_back(std::move(path));
 }
 
-void add_argument(const std::string& argument, std::vector<Collected>& out, int depth) {
+void add_argument(const std::string& argument, Walk& out, int depth) {
   if (argument.size() > 1 && argument.front() == '@') {
     if (depth > 4) throw UsageError("list files nest too deeply at " + argument);
     const fs::path list = argument.substr(1);
@@ -73,24 +82,41 @@ void add_argument(const std::string& argument, std::vector<Collected>& out, int 
   if (fs::is_directory(argument, error)) {
     add_folder(argument, out);
   } else {
-    out.push_back({argument, {}});  // a missing file gets its own error line when it is read
+    out.images.push_back({argument, {}});  // a missing file gets its own error line when it is read
   }
 }
 
 }  // namespace
 
-std::vector<JobInput> collect_inputs(const std::vector<std::string>& arguments) {
-  std::vector<Collected> paths;
-  for (const auto& argument : arguments) add_argument(argument, paths, 0);
-  std::vector<JobInput> inputs;
-  inputs.reserve(paths.size());
+CollectedInputs gather_inputs(const std::vector<std::string>& arguments) {
+  Walk walk;
+  for (const auto& argument : arguments) add_argument(argument, walk, 0);
+  auto& paths = walk.images;
+  CollectedInputs out;
+  out.images.reserve(paths.size());
   const int width = std::max<int>(6, static_cast<int>(std::to_string(paths.size()).size()));
   for (std::size_t i = 0; i < paths.size(); ++i) {
     std::ostringstream id;
     id << std::setw(width) << std::setfill('0') << i;
-    inputs.push_back({id.str(), std::move(paths[i].path), std::move(paths[i].confined_to)});
+    out.images.push_back({id.str(), std::move(paths[i].path), std::move(paths[i].confined_to)});
   }
-  return inputs;
+  out.not_images = std::move(walk.not_images);
+  return out;
+}
+
+std::vector<JobInput> collect_inputs(const std::vector<std::string>& arguments) {
+  return gather_inputs(arguments).images;
+}
+
+std::string describe_not_images(const std::vector<fs::path>& not_images, std::size_t max_names) {
+  if (not_images.empty()) return "";
+  std::string out = "skipped " + std::to_string(not_images.size()) +
+                    (not_images.size() == 1 ? " file that is not an image by its extension: "
+                                            : " files that are not images by their extension: ");
+  const std::size_t named = std::min(not_images.size(), max_names);
+  for (std::size_t i = 0; i < named; ++i) out += (i > 0 ? ", " : "") + not_images[i].string();
+  if (named < not_images.size()) out += " and " + std::to_string(not_images.size() - named) + " more";
+  return out;
 }
 
 ReadOutcome read_input(const JobInput& input, std::size_t max_file_bytes) {

@@ -1,10 +1,13 @@
 #include "imgpipe/stages/image_decode.hpp"
 
 #include <algorithm>
-#include <cfenv>
+#include <cctype>
 #include <cmath>
 #include <cstring>
+#include <memory>
+#include <new>
 
+#include <libheif/heif.h>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -45,7 +48,8 @@ bool has_dicom_signature(Bytes bytes) {
   return bytes.size() >= 132 && std::memcmp(bytes.data() + 128, "DICM", 4) == 0;
 }
 
-void check_before_decoding(Bytes bytes, const DecodeLimits& limits) {
+// Returns the probe of an image that may be decoded; throws the reason it may not.
+ImageProbe check_before_decoding(Bytes bytes, const DecodeLimits& limits) {
   if (bytes.empty()) throw ImageError("empty file (0 bytes)");
   if (bytes.size() > limits.max_file_bytes) {
     throw ImageError("file of " + std::to_string(bytes.size()) + " bytes is over the limit of " +
@@ -80,6 +84,151 @@ void check_before_decoding(Bytes bytes, const DecodeLimits& limits) {
   if (probe->format == "png" && !png_has_end_chunk(bytes)) {
     throw ImageError("corrupt or truncated png (no IEND chunk at its end)");
   }
+  return *probe;
+}
+
+bool is_heif(const ImageProbe& probe) {
+  return probe.format == "heif" || probe.format == "avif";
+}
+
+// ---- libheif ---------------------------------------------------------------------------------------------
+
+// Owners of libheif's handles: each is freed by its own function.
+struct HeifFree {
+  void operator()(heif_context* context) const { heif_context_free(context); }
+  void operator()(heif_image_handle* handle) const { heif_image_handle_release(handle); }
+  void operator()(heif_image* image) const { heif_image_release(image); }
+  void operator()(heif_decoding_options* options) const { heif_decoding_options_free(options); }
+};
+template <typename T>
+using HeifPtr = std::unique_ptr<T, HeifFree>;
+
+// heif_init registers libheif's decoders (reference counted); once per process, released at exit. Without
+// it libheif registers them anyway but never frees them.
+class LibheifInit {
+ public:
+  LibheifInit() {
+    if (const heif_error error = heif_init(nullptr); error.code != heif_error_Ok)
+      throw ImageError(std::string("libheif failed to start: ") + error.message);
+  }
+  ~LibheifInit() { heif_deinit(); }
+  LibheifInit(const LibheifInit&) = delete;
+  LibheifInit& operator=(const LibheifInit&) = delete;
+};
+
+void check_heif(const heif_error& error, const ImageProbe& probe, const char* step) {
+  if (error.code == heif_error_Ok) return;
+  std::string message = error.message != nullptr ? error.message : "no reason given";
+  // Some of libheif's messages end with a newline, which would split the image's error line.
+  while (!message.empty() && std::isspace(static_cast<unsigned char>(message.back()))) message.pop_back();
+  throw ImageError("corrupt, truncated or unsupported " + probe.format + " (libheif could not " + step +
+                   ": " + message + ")");
+}
+
+// The primary image as 8-bit interleaved RGB, with the file's transformations (irot rotation, imir mirror,
+// clap crop) applied: libheif does that unless told to ignore them.
+cv::Mat decode_heif(Bytes bytes, const ImageProbe& probe, const DecodeLimits& limits) {
+  static const LibheifInit init;
+  const HeifPtr<heif_context> context(heif_context_alloc());
+  if (!context) throw std::bad_alloc();
+  // libheif's own per-side limit as well, for whatever it decodes besides the primary image's declared size
+  // (grid tiles, for one): the probe checked only that.
+  heif_context_set_maximum_image_size_limit(context.get(), limits.max_dimension);
+  check_heif(heif_context_read_from_memory_without_copy(context.get(), bytes.data(), bytes.size(), nullptr),
+             probe, "read its structure");
+  heif_image_handle* primary = nullptr;
+  check_heif(heif_context_get_primary_image_handle(context.get(), &primary), probe, "find its primary image");
+  const HeifPtr<heif_image_handle> handle(primary);
+  const HeifPtr<heif_decoding_options> options(heif_decoding_options_alloc());
+  if (!options) throw std::bad_alloc();
+  options->convert_hdr_to_8bit = 1;  // 10-bit photos (iPhone HDR) to the 8 bits the rest of the path takes
+  options->strict_decoding = 1;      // a damaged file is an error, not a best-effort picture
+  heif_image* decoded = nullptr;
+  check_heif(heif_decode_image(handle.get(), &decoded, heif_colorspace_RGB, heif_chroma_interleaved_RGB,
+                               options.get()),
+             probe, "decode it");
+  const HeifPtr<heif_image> image(decoded);
+  int stride = 0;
+  const std::uint8_t* plane = heif_image_get_plane_readonly(image.get(), heif_channel_interleaved, &stride);
+  const int width = heif_image_get_width(image.get(), heif_channel_interleaved);
+  const int height = heif_image_get_height(image.get(), heif_channel_interleaved);
+  if (plane == nullptr || width < 1 || height < 1 ||
+      heif_image_get_bits_per_pixel_range(image.get(), heif_channel_interleaved) != 8) {
+    throw ImageError("unsupported " + probe.format + " (libheif gave no 8-bit RGB image)");
+  }
+  // A copy, because the pixels belong to `image`; small beside the HEVC or AV1 decoding itself.
+  return cv::Mat(height, width, CV_8UC3, const_cast<std::uint8_t*>(plane), static_cast<std::size_t>(stride))
+      .clone();
+}
+
+// ---- OpenCV ----------------------------------------------------------------------------------------------
+
+cv::Mat decode_with_opencv(Bytes bytes, const ImageProbe& probe, int flags) {
+  cv::Mat decoded;
+  try {
+    const cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8U, const_cast<std::uint8_t*>(bytes.data()));
+    decoded = cv::imdecode(raw, flags);
+  } catch (const cv::Exception& error) {
+    throw ImageError(std::string("decoder refused the image: ") + error.err);
+  }
+  if (decoded.empty())
+    throw ImageError("corrupt or truncated " + probe.format + " (the decoder could not read it)");
+  return decoded;
+}
+
+// imdecode's flags for a JPEG decoded at 1/denominator scale, in the model's colour (grey: libjpeg's own
+// luma, without decoding colour first). OpenCV applies EXIF orientation with every flag but
+// IMREAD_UNCHANGED; here it is told not to, because the orientation also decides the scale (a photo on its
+// side swaps the sides the model's input is compared with) and is applied once, by upright().
+int jpeg_flags(int channels, int denominator) {
+  const bool grey = channels == 1;
+  int flags = grey ? cv::IMREAD_GRAYSCALE : cv::IMREAD_COLOR;
+  if (denominator == 2) flags = grey ? cv::IMREAD_REDUCED_GRAYSCALE_2 : cv::IMREAD_REDUCED_COLOR_2;
+  if (denominator == 4) flags = grey ? cv::IMREAD_REDUCED_GRAYSCALE_4 : cv::IMREAD_REDUCED_COLOR_4;
+  if (denominator == 8) flags = grey ? cv::IMREAD_REDUCED_GRAYSCALE_8 : cv::IMREAD_REDUCED_COLOR_8;
+  return flags | cv::IMREAD_IGNORE_ORIENTATION;
+}
+
+// Turns stored pixels upright as EXIF orientation `orientation` says (the TIFF/EXIF definitions: 2 mirrored,
+// 3 upside down, 4 upside down mirrored, 5 transposed, 6 needs a quarter turn clockwise, 7 transversed,
+// 8 needs a quarter turn anticlockwise).
+cv::Mat upright(const cv::Mat& image, int orientation) {
+  cv::Mat out;
+  switch (orientation) {
+    case 2:
+      cv::flip(image, out, 1);
+      return out;
+    case 3:
+      cv::rotate(image, out, cv::ROTATE_180);
+      return out;
+    case 4:
+      cv::flip(image, out, 0);
+      return out;
+    case 5:
+      cv::transpose(image, out);
+      return out;
+    case 6:
+      cv::rotate(image, out, cv::ROTATE_90_CLOCKWISE);
+      return out;
+    case 7:
+      cv::transpose(image, out);
+      cv::flip(out, out, -1);
+      return out;
+    case 8:
+      cv::rotate(image, out, cv::ROTATE_90_COUNTERCLOCKWISE);
+      return out;
+    default:
+      return image;
+  }
+}
+
+cv::Mat decode_jpeg(Bytes bytes, const ImageProbe& probe, const InputSpec& input) {
+  const bool sideways = probe.orientation >= 5;  // 5..8 swap width and height
+  const int width = sideways ? *probe.height : *probe.width;
+  const int height = sideways ? *probe.width : *probe.height;
+  const int denominator = jpeg_scale_denominator(width, height, input);
+  return upright(decode_with_opencv(bytes, probe, jpeg_flags(input.channels, denominator)),
+                 probe.orientation);
 }
 
 cv::Mat to_8bit(const cv::Mat& image) {
@@ -105,10 +254,17 @@ cv::Mat to_8bit(const cv::Mat& image) {
   }
 }
 
+enum class ColourOrder { bgr, rgb };  // OpenCV decodes to BGR(A), libheif to RGB
+
 // Alpha is dropped rather than composited: photos rarely carry it, and a fixed background would bias classes.
-cv::Mat to_channels(const cv::Mat& image, int channels) {
+cv::Mat to_channels(const cv::Mat& image, int channels, ColourOrder order) {
   cv::Mat out;
   const int have = image.channels();
+  if (have == 3 && order == ColourOrder::rgb) {
+    if (channels == 3) return image;
+    cv::cvtColor(image, out, cv::COLOR_RGB2GRAY);
+    return out;
+  }
   if (channels == 1) {
     if (have == 1) return image;
     if (have == 2)
@@ -134,6 +290,22 @@ cv::Mat to_channels(const cv::Mat& image, int channels) {
   else
     throw ImageError("image has " + std::to_string(have) + " channels");
   return out;
+}
+
+// The part of a cols x rows image that fit() scales to the model's input: all of it for stretch. For
+// center-crop, the centre at the target's aspect ratio: scaling the whole image to cover the target first
+// would, for a long thin strip, allocate the strip's length times the scale (a 30000x1 PNG of 100 bytes
+// asked for 224 x 6.7 million pixels, 4.5 GB, for a 224x224 model: regression input in
+// fuzz/corpus/decode_image, which the fuzz run replays under its malloc limit). With crop < 1 the target
+// covers only that part of the short side (torchvision's Resize + CenterCrop).
+cv::Rect source_region(int cols, int rows, const InputSpec& input) {
+  if (input.resize == ResizeMode::stretch) return {0, 0, cols, rows};
+  const double scale =
+      std::max(static_cast<double>(input.width) / cols, static_cast<double>(input.height) / rows) /
+      input.crop;
+  const int crop_width = std::clamp(static_cast<int>(std::lround(input.width / scale)), 1, cols);
+  const int crop_height = std::clamp(static_cast<int>(std::lround(input.height / scale)), 1, rows);
+  return {(cols - crop_width) / 2, (rows - crop_height) / 2, crop_width, crop_height};
 }
 
 // torchvision's Resize + CenterCrop on a PIL image: the short side scaled to min(W, H) / crop (truncating the
@@ -162,44 +334,43 @@ cv::Mat fit(const cv::Mat& image, const InputSpec& input) {
   const int interpolation = input.interpolation == Interpolation::area ? cv::INTER_AREA : cv::INTER_LINEAR;
   if (image.cols == input.width && image.rows == input.height) return image;
   cv::Mat out;
-  if (input.resize == ResizeMode::stretch) {
-    cv::resize(image, out, cv::Size(input.width, input.height), 0, 0, interpolation);
-    return out;
-  }
-  // Take the centre at the target's aspect ratio, then scale only that. Scaling the whole image to cover the
-  // target first would, for a long thin strip, allocate the strip's length times the scale: a 30000x1 PNG of
-  // 100 bytes asked for 224 x 6.7 million pixels (4.5 GB) for a 224x224 model (regression input in
-  // fuzz/corpus/decode_image, which the fuzz run replays under its malloc limit).
-  // With crop < 1 the target covers only that part of the short side (torchvision's Resize + CenterCrop).
-  const double scale = std::max(static_cast<double>(input.width) / image.cols,
-                                static_cast<double>(input.height) / image.rows) /
-                       input.crop;
-  const int crop_width = std::clamp(static_cast<int>(std::lround(input.width / scale)), 1, image.cols);
-  const int crop_height = std::clamp(static_cast<int>(std::lround(input.height / scale)), 1, image.rows);
-  const cv::Rect centre((image.cols - crop_width) / 2, (image.rows - crop_height) / 2, crop_width,
-                        crop_height);
-  cv::resize(image(centre), out, cv::Size(input.width, input.height), 0, 0, interpolation);
+  cv::resize(image(source_region(image.cols, image.rows, input)), out, cv::Size(input.width, input.height), 0,
+             0, interpolation);
   return out;
 }
 
 }  // namespace
 
+int jpeg_scale_denominator(int width, int height, const InputSpec& input) {
+  if (width < 1 || height < 1) return 1;
+  // A model trained on torchvision's antialiased resize of the full-size decode (antialiased_resize.hpp) keeps
+  // twice its input's resolution, so PIL's filter still averages several DCT-scaled pixels per output pixel:
+  // the parity test (tests/parity) holds, and a 12-megapixel photo still decodes at 1/4.
+  const int margin = input.interpolation == Interpolation::antialiased_linear ? 2 : 1;
+  for (const int denominator : {8, 4, 2}) {
+    // libjpeg rounds the scaled sides up.
+    const int scaled_width = width / denominator + (width % denominator != 0);
+    const int scaled_height = height / denominator + (height % denominator != 0);
+    const cv::Rect region = source_region(scaled_width, scaled_height, input);
+    if (region.width >= margin * input.width && region.height >= margin * input.height) return denominator;
+  }
+  return 1;
+}
+
 PixelImage decode_and_fit(const std::string& image_id, Bytes bytes, const InputSpec& input,
                           const DecodeLimits& limits) {
-  check_before_decoding(bytes, limits);
+  const ImageProbe probe = check_before_decoding(bytes, limits);
   cv::Mat decoded;
-  try {
-    const cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8U, const_cast<std::uint8_t*>(bytes.data()));
-    decoded = cv::imdecode(raw, cv::IMREAD_UNCHANGED);
-  } catch (const cv::Exception& error) {
-    throw ImageError(std::string("decoder refused the image: ") + error.err);
+  ColourOrder order = ColourOrder::bgr;
+  if (is_heif(probe)) {
+    decoded = decode_heif(bytes, probe, limits);
+    order = ColourOrder::rgb;
+  } else if (probe.format == "jpeg") {
+    decoded = decode_jpeg(bytes, probe, input);
+  } else {
+    decoded = decode_with_opencv(bytes, probe, cv::IMREAD_UNCHANGED);
   }
-  if (decoded.empty()) {
-    const auto probe = probe_image(bytes);
-    throw ImageError("corrupt or truncated " + (probe ? probe->format : std::string("image")) +
-                     " (the decoder could not read it)");
-  }
-  cv::Mat fitted = fit(to_channels(to_8bit(decoded), input.channels), input);
+  cv::Mat fitted = fit(to_channels(to_8bit(decoded), input.channels, order), input);
   if (!fitted.isContinuous()) fitted = fitted.clone();
   PixelImage out{image_id, fitted.cols, fitted.rows, fitted.channels(), {}};
   out.pixels.assign(fitted.data, fitted.data + fitted.total() * fitted.elemSize());

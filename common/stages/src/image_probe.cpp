@@ -1,5 +1,6 @@
 #include "imgpipe/stages/image_probe.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -41,10 +42,41 @@ ImageProbe probe_png(Bytes b) {
   return {"png", std::nullopt, std::nullopt};
 }
 
+// The Orientation tag (0x0112, one SHORT) in IFD0 of an APP1 "Exif" segment's TIFF structure, read within
+// [begin, end) only. Any value but 1..8, or a structure cut short, reads as 1 (upright): a malformed tag must
+// not turn a photo, and must never read outside the segment.
+int exif_orientation(Bytes b, std::size_t begin, std::size_t end) {
+  if (end > b.size() || begin > end || end - begin < 6 + 8) return 1;
+  if (std::memcmp(&b[begin], "Exif\0\0", 6) != 0) return 1;
+  const std::size_t tiff = begin + 6;
+  const std::size_t size = end - tiff;
+  const bool little = b[tiff] == 'I' && b[tiff + 1] == 'I';
+  if (!little && !(b[tiff] == 'M' && b[tiff + 1] == 'M')) return 1;
+  auto u16 = [&](std::size_t at) { return little ? le16(&b[tiff + at]) : be16(&b[tiff + at]); };
+  auto u32 = [&](std::size_t at) {
+    return little ? static_cast<std::uint32_t>(le32(&b[tiff + at])) : be32(&b[tiff + at]);
+  };
+  if (u16(2) != 42) return 1;
+  const std::size_t directory = u32(4);
+  if (directory > size - 2) return 1;
+  const std::size_t entries = u16(directory);
+  for (std::size_t i = 0; i < entries; ++i) {
+    const std::size_t entry = directory + 2 + 12 * i;
+    if (entry + 12 > size) break;
+    if (u16(entry) != 0x0112) continue;
+    const std::uint16_t value = u16(entry + 8);
+    return u16(entry + 2) == 3 && u32(entry + 4) == 1 && value >= 1 && value <= 8 ? value : 1;
+  }
+  return 1;
+}
+
 ImageProbe probe_jpeg(Bytes b) {
   // Walk the marker segments to the first start-of-frame, which holds the dimensions. Bytes that are not
   // a marker are skipped the way libjpeg skips them (it warns about "extraneous bytes" and decodes on), so
-  // no stray byte can hide a frame header from this check that the decoder would then find.
+  // no stray byte can hide a frame header from this check that the decoder would then find. The first
+  // APP1 Exif segment on the way gives the orientation (it comes before the frame in every JPEG/Exif file).
+  int orientation = 1;
+  bool exif_seen = false;
   std::size_t at = 2;
   while (at + 4 <= b.size()) {
     if (b[at] != 0xFF || b[at + 1] == 0xFF) {  // extraneous byte, or fill byte before a marker
@@ -60,8 +92,17 @@ ImageProbe probe_jpeg(Bytes b) {
     const std::size_t length = be16(&b[at + 2]);
     const bool start_of_frame =
         marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
-    if (start_of_frame && at + 9 <= b.size()) return sized("jpeg", be16(&b[at + 7]), be16(&b[at + 5]));
+    if (start_of_frame && at + 9 <= b.size()) {
+      ImageProbe probe = sized("jpeg", be16(&b[at + 7]), be16(&b[at + 5]));
+      probe.orientation = orientation;
+      return probe;
+    }
     if (length < 2) break;
+    if (marker == 0xE1 && !exif_seen && at + 4 + 6 <= b.size() &&
+        std::memcmp(&b[at + 4], "Exif\0\0", 6) == 0) {
+      exif_seen = true;
+      orientation = exif_orientation(b, at + 4, std::min(b.size(), at + 2 + length));
+    }
     at += 2 + length;
   }
   return {"jpeg", std::nullopt, std::nullopt};
@@ -183,6 +224,107 @@ ImageProbe probe_tiff(Bytes b) {
   return probe;
 }
 
+// ISO base media file format boxes (HEIF, AVIF): 4-byte size (1: an 8-byte size follows the type; 0: to the
+// end), 4-byte type, content. A box that claims to run past `to` is cut at `to` (a truncated file): what is
+// read from it is bounds-checked, and the decoder then reports the file as truncated.
+struct Box {
+  std::size_t start;    // its size field; the type follows at start + 4
+  std::size_t content;  // after the header
+  std::size_t end;
+};
+
+// The `index`-th box (0-based) in [from, to) whose type is `type` (nullptr: any type).
+std::optional<Box> find_box(Bytes b, std::size_t from, std::size_t to, const char* type,
+                            std::size_t index = 0) {
+  std::size_t at = from;
+  while (at + 8 <= to) {
+    std::uint64_t length = be32(&b[at]);
+    std::size_t header = 8;
+    if (length == 1) {
+      if (at + 16 > to) break;
+      length = (std::uint64_t{be32(&b[at + 8])} << 32) | be32(&b[at + 12]);
+      header = 16;
+    } else if (length == 0) {
+      length = to - at;
+    }
+    if (length < header) break;
+    const std::size_t end = length > to - at ? to : at + static_cast<std::size_t>(length);
+    if (type == nullptr || std::memcmp(&b[at + 4], type, 4) == 0) {
+      if (index == 0) return Box{at, at + header, end};
+      --index;
+    }
+    at = end;
+  }
+  return std::nullopt;
+}
+
+// The primary item's size, from its 'ispe' (image spatial extent) property: meta > pitm gives the primary
+// item, meta > iprp > ipma lists the indices of its properties in meta > iprp > ipco. For a grid image (how
+// phones store their photos: tiles of 512x512) that is the whole grid's size. Unknown when any of these is
+// missing or cut short, and the image is then refused before libheif sees it.
+ImageProbe probe_heif(Bytes b, const char* format) {
+  const ImageProbe unknown{format, std::nullopt, std::nullopt};
+  const auto meta = find_box(b, 0, b.size(), "meta");
+  if (!meta || meta->content + 4 > meta->end) return unknown;
+  const std::size_t children = meta->content + 4;  // meta is a full box: version and flags first
+  const auto pitm = find_box(b, children, meta->end, "pitm");
+  if (!pitm || pitm->content + 6 > pitm->end) return unknown;
+  // pitm is a full box: version 0 holds a 16-bit item id, later versions a 32-bit one.
+  const bool wide_id = b[pitm->content] != 0;
+  if (wide_id && pitm->content + 8 > pitm->end) return unknown;
+  const std::uint32_t primary = wide_id ? be32(&b[pitm->content + 4]) : be16(&b[pitm->content + 4]);
+  const auto iprp = find_box(b, children, meta->end, "iprp");
+  if (!iprp) return unknown;
+  const auto ipco = find_box(b, iprp->content, iprp->end, "ipco");
+  const auto ipma = find_box(b, iprp->content, iprp->end, "ipma");
+  if (!ipco || !ipma || ipma->content + 8 > ipma->end) return unknown;
+  const std::uint8_t version = b[ipma->content];
+  const bool wide_index = (b[ipma->content + 3] & 1) != 0;
+  const std::size_t id_size = version < 1 ? 2 : 4;
+  const std::size_t index_size = wide_index ? 2 : 1;
+  const std::uint32_t entry_count = be32(&b[ipma->content + 4]);
+  std::size_t at = ipma->content + 8;
+  for (std::uint32_t entry = 0; entry < entry_count; ++entry) {
+    if (at + id_size + 1 > ipma->end) return unknown;
+    const std::uint32_t item = id_size == 2 ? be16(&b[at]) : be32(&b[at]);
+    const std::size_t associations = b[at + id_size];
+    at += id_size + 1;
+    if (associations * index_size > ipma->end - at) return unknown;
+    if (item != primary) {
+      at += associations * index_size;
+      continue;
+    }
+    for (std::size_t i = 0; i < associations; ++i, at += index_size) {
+      const std::size_t property = wide_index ? be16(&b[at]) & 0x7FFF : b[at] & 0x7F;
+      if (property == 0) continue;  // 0: no property
+      const auto box = find_box(b, ipco->content, ipco->end, nullptr, property - 1);
+      if (!box || std::memcmp(&b[box->start + 4], "ispe", 4) != 0) continue;
+      if (box->content + 12 > box->end) return unknown;
+      return sized(format, be32(&b[box->content + 4]), be32(&b[box->content + 8]));
+    }
+    return unknown;
+  }
+  return unknown;
+}
+
+// HEIF files start with a file type box whose brands say what they hold. "mif1"/"msf1" are the generic
+// HEIF image and sequence brands, also used alone; "avif" marks AV1 content, which this libheif decodes too.
+// Anything else with a file type box (an MP4 video, a QuickTime movie) is not an image we read.
+std::optional<ImageProbe> probe_isobmff(Bytes b) {
+  const std::size_t length = be32(&b[0]);
+  const std::size_t end = std::min(b.size(), length < 16 ? std::size_t{16} : length);
+  bool heif = false;
+  bool avif = false;
+  for (std::size_t at = 8; at + 4 <= end; at += 4) {
+    if (at == 12) continue;  // the minor version, between the major brand and the compatible ones
+    static constexpr const char* heif_brands[] = {"heic", "heix", "hevc", "heim", "heis", "mif1", "msf1"};
+    for (const char* brand : heif_brands) heif = heif || std::memcmp(&b[at], brand, 4) == 0;
+    avif = avif || std::memcmp(&b[at], "avif", 4) == 0;
+  }
+  if (!heif && !avif) return std::nullopt;
+  return probe_heif(b, avif ? "avif" : "heif");
+}
+
 }  // namespace
 
 std::optional<ImageProbe> probe_image(Bytes b) {
@@ -199,6 +341,7 @@ std::optional<ImageProbe> probe_image(Bytes b) {
     return probe_jpeg2000(b);
   }
   if (starts_with(b, {'P'}) && b.size() > 2 && b[1] >= '1' && b[1] <= '6') return probe_pnm(b);
+  if (b.size() >= 16 && std::memcmp(&b[4], "ftyp", 4) == 0) return probe_isobmff(b);
   return std::nullopt;
 }
 

@@ -10,9 +10,13 @@
 namespace imgpipe {
 
 struct ImageProbe {
-  std::string format;        // "jpeg", "png", "bmp", "webp", "tiff", "gif", "jpeg2000", ...
-  std::optional<int> width;  // from the header; unknown only when the header is cut short or corrupt
+  std::string format;        // "jpeg", "png", "bmp", "webp", "tiff", "gif", "jpeg2000", "heif", "avif", ...
+  std::optional<int> width;  // as stored, from the header; unknown only when it is cut short or corrupt
   std::optional<int> height;
+  // A JPEG's EXIF Orientation (1..8: how the stored pixels must be turned to be upright; 1 when there is no
+  // tag or its value is not one of those). HEIF carries its turns in irot/imir, which libheif applies, and
+  // the format says to ignore EXIF orientation, so for every other format this stays 1.
+  int orientation = 1;
 };
 
 // Returns nullopt when the bytes start like no image format we know.
