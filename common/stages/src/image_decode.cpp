@@ -343,9 +343,9 @@ cv::Mat fit(const cv::Mat& image, const InputSpec& input) {
 
 int jpeg_scale_denominator(int width, int height, const InputSpec& input) {
   if (width < 1 || height < 1) return 1;
-  // A model trained on torchvision's antialiased resize of the full-size decode (antialiased_resize.hpp) keeps
-  // twice its input's resolution, so PIL's filter still averages several DCT-scaled pixels per output pixel:
-  // the parity test (tests/parity) holds, and a 12-megapixel photo still decodes at 1/4.
+  // A model trained on torchvision's antialiased resize of the full-size decode (antialiased_resize.hpp)
+  // keeps twice its input's resolution, so PIL's filter still averages several DCT-scaled pixels per output
+  // pixel: the parity test (tests/parity) holds, and a 12-megapixel photo still decodes at 1/4.
   const int margin = input.interpolation == Interpolation::antialiased_linear ? 2 : 1;
   for (const int denominator : {8, 4, 2}) {
     // libjpeg rounds the scaled sides up.
