@@ -84,6 +84,7 @@ struct AddBackboneOptions {
   int channels = 3;
   std::string resize = "center-crop";
   std::string interpolation = "linear";
+  double crop = 1.0;  // center-crop: the part of the short side kept (torchvision's 224/256 = 0.875)
   std::vector<float> mean = {0.485f, 0.456f, 0.406f};
   std::vector<float> std = {0.229f, 0.224f, 0.225f};
   std::string architecture;

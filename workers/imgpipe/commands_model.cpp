@@ -128,7 +128,8 @@ int add_backbone_command(const ToolOptions& tool, const AddBackboneOptions& opti
                     : options.interpolation == "antialiased-linear" ? Interpolation::antialiased_linear
                                                                     : Interpolation::linear,
                     options.mean,
-                    options.std};
+                    options.std,
+                    options.crop};
     config.backbone = {"backbone.pt", sha256_hex_of_file(target), options.architecture, 0};
     ModelConfig::from_json(
         [&] {  // validates the input spec before running anything

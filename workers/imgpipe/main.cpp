@@ -156,6 +156,12 @@ int main(int argc, char** argv) {
                    "area, linear, or antialiased-linear (torchvision's Resize on PIL images)")
       ->check(CLI::IsMember({"area", "linear", "antialiased-linear"}))
       ->capture_default_str();
+  add_backbone
+      ->add_option(
+          "--crop", backbone_options.crop,
+          "center-crop: part of the short side kept (0.875 = torchvision's Resize(256)+CenterCrop(224))")
+      ->check(CLI::Range(0.01, 1.0))
+      ->capture_default_str();
   add_backbone->add_option("--mean", backbone_options.mean, "Per-channel mean of pixel/255")
       ->capture_default_str();
   add_backbone->add_option("--std", backbone_options.std, "Per-channel std of pixel/255")
