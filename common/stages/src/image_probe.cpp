@@ -158,72 +158,6 @@ ImageProbe probe_pnm(Bytes b) {
   return sized("pnm", *width, *height);
 }
 
-// JPEG 2000: a bare codestream has its size in the SIZ segment right after the start marker; a JP2 file
-// in the image header box (ihdr) inside the header superbox (jp2h).
-ImageProbe probe_jpeg2000(Bytes b) {
-  if (b[0] == 0xFF) {
-    if (b.size() >= 24 && b[2] == 0xFF && b[3] == 0x51) {
-      const std::int64_t width = std::int64_t{be32(&b[8])} - be32(&b[16]);
-      const std::int64_t height = std::int64_t{be32(&b[12])} - be32(&b[20]);
-      return sized("jpeg2000", width, height);
-    }
-    return {"jpeg2000", std::nullopt, std::nullopt};
-  }
-  // Boxes: 4-byte length (1: an 8-byte length follows the type; 0: to the end) and 4-byte type.
-  auto find_box = [&](std::size_t from, std::size_t to, const char* type) -> std::optional<std::size_t> {
-    std::size_t at = from;
-    while (at + 8 <= to) {
-      std::uint64_t length = be32(&b[at]);
-      std::size_t header = 8;
-      if (length == 1) {
-        if (at + 16 > to) break;
-        length = (std::uint64_t{be32(&b[at + 8])} << 32) | be32(&b[at + 12]);
-        header = 16;
-      } else if (length == 0) {
-        length = to - at;
-      }
-      if (length < header) break;
-      if (std::memcmp(&b[at + 4], type, 4) == 0) return at + header;
-      if (length > to - at) break;
-      at += static_cast<std::size_t>(length);
-    }
-    return std::nullopt;
-  };
-  if (const auto header_box = find_box(0, b.size(), "jp2h")) {
-    if (const auto image_header = find_box(*header_box, b.size(), "ihdr");
-        image_header && *image_header + 8 <= b.size())
-      return sized("jpeg2000", be32(&b[*image_header + 4]), be32(&b[*image_header]));
-  }
-  return {"jpeg2000", std::nullopt, std::nullopt};
-}
-
-// The first image file directory holds ImageWidth (256) and ImageLength (257), as SHORT or LONG values.
-ImageProbe probe_tiff(Bytes b) {
-  const bool little = b[0] == 'I';
-  auto u16 = [&](std::size_t at) { return little ? le16(&b[at]) : be16(&b[at]); };
-  auto u32 = [&](std::size_t at) { return little ? static_cast<std::uint32_t>(le32(&b[at])) : be32(&b[at]); };
-  ImageProbe probe{"tiff", std::nullopt, std::nullopt};
-  if (b.size() < 8) return probe;
-  const std::size_t directory = u32(4);
-  if (directory + 2 > b.size()) return probe;
-  const std::size_t entries = u16(directory);
-  for (std::size_t i = 0; i < entries; ++i) {
-    const std::size_t entry = directory + 2 + 12 * i;
-    if (entry + 12 > b.size()) break;
-    const std::uint16_t tag = u16(entry);
-    const std::uint16_t type = u16(entry + 2);
-    const std::int64_t value = type == 3   ? u16(entry + 8)
-                               : type == 4 ? static_cast<std::int64_t>(u32(entry + 8))
-                                           : -1;
-    if (value < 0) continue;
-    const int clamped = static_cast<int>(std::min<std::int64_t>(value, 0x7fffffff));
-    if (tag == 256) probe.width = clamped;
-    if (tag == 257) probe.height = clamped;
-  }
-  if (!probe.width || !probe.height) return {"tiff", std::nullopt, std::nullopt};
-  return probe;
-}
-
 // ISO base media file format boxes (HEIF, AVIF): 4-byte size (1: an 8-byte size follows the type; 0: to the
 // end), 4-byte type, content. A box that claims to run past `to` is cut at `to` (a truncated file): what is
 // read from it is bounds-checked, and the decoder then reports the file as truncated.
@@ -256,6 +190,52 @@ std::optional<Box> find_box(Bytes b, std::size_t from, std::size_t to, const cha
     at = end;
   }
   return std::nullopt;
+}
+
+// JPEG 2000: a bare codestream has its size in the SIZ segment right after the start marker; a JP2 file
+// in the image header box (ihdr) inside the header superbox (jp2h).
+ImageProbe probe_jpeg2000(Bytes b) {
+  if (b[0] == 0xFF) {
+    if (b.size() >= 24 && b[2] == 0xFF && b[3] == 0x51) {
+      const std::int64_t width = std::int64_t{be32(&b[8])} - be32(&b[16]);
+      const std::int64_t height = std::int64_t{be32(&b[12])} - be32(&b[20]);
+      return sized("jpeg2000", width, height);
+    }
+    return {"jpeg2000", std::nullopt, std::nullopt};
+  }
+  if (const auto header_box = find_box(b, 0, b.size(), "jp2h")) {
+    if (const auto image_header = find_box(b, header_box->content, header_box->end, "ihdr");
+        image_header && image_header->content + 8 <= b.size())
+      return sized("jpeg2000", be32(&b[image_header->content + 4]), be32(&b[image_header->content]));
+  }
+  return {"jpeg2000", std::nullopt, std::nullopt};
+}
+
+// The first image file directory holds ImageWidth (256) and ImageLength (257), as SHORT or LONG values.
+ImageProbe probe_tiff(Bytes b) {
+  const bool little = b[0] == 'I';
+  auto u16 = [&](std::size_t at) { return little ? le16(&b[at]) : be16(&b[at]); };
+  auto u32 = [&](std::size_t at) { return little ? static_cast<std::uint32_t>(le32(&b[at])) : be32(&b[at]); };
+  ImageProbe probe{"tiff", std::nullopt, std::nullopt};
+  if (b.size() < 8) return probe;
+  const std::size_t directory = u32(4);
+  if (directory + 2 > b.size()) return probe;
+  const std::size_t entries = u16(directory);
+  for (std::size_t i = 0; i < entries; ++i) {
+    const std::size_t entry = directory + 2 + 12 * i;
+    if (entry + 12 > b.size()) break;
+    const std::uint16_t tag = u16(entry);
+    const std::uint16_t type = u16(entry + 2);
+    const std::int64_t value = type == 3   ? u16(entry + 8)
+                               : type == 4 ? static_cast<std::int64_t>(u32(entry + 8))
+                                           : -1;
+    if (value < 0) continue;
+    const int clamped = static_cast<int>(std::min<std::int64_t>(value, 0x7fffffff));
+    if (tag == 256) probe.width = clamped;
+    if (tag == 257) probe.height = clamped;
+  }
+  if (!probe.width || !probe.height) return {"tiff", std::nullopt, std::nullopt};
+  return probe;
 }
 
 // The primary item's size, from its 'ispe' (image spatial extent) property: meta > pitm gives the primary
