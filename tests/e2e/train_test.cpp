@@ -151,7 +151,7 @@ TEST_CASE(
     Cluster cluster(false, {"--models", store.string()});
     const auto submitted =
         run_tool(tool,
-                 {"submit", "--models", store.string(), "--model", "my-categories", "--quiet",
+                 {"submit", "--models", store.string(), "--model", "my-categories", "--quiet", "--top-k", "2",
                   "--idle-timeout", "120", "-o", broker_output.string(), held_out.string()},
                  300, broker_environment());
     INFO(submitted.err);
@@ -168,7 +168,12 @@ TEST_CASE(
   for (const auto& [image, line] : broker_lines) {
     INFO(image);
     CHECK_THAT(line["model"].get<std::string>(), Catch::Equals("my-categories@" + model.version));
-    CHECK_FALSE(line.contains("top"));
+    // --top-k travelled with the job through every worker: the two best of the four classes, best first.
+    REQUIRE(line.contains("top"));
+    REQUIRE(line["top"].size() == 2);
+    CHECK(line["top"][0] == nlohmann::json::array({line["label"], line["score"]}));
+    CHECK(line["top"][1][1].get<double>() <= line["score"].get<double>());
+    CHECK_FALSE(local_lines.at(image).contains("top"));  // asked for no list
     // The same stages on the same bytes: the same answer in both modes.
     CHECK(line["label"] == local_lines.at(image)["label"]);
     CHECK(std::abs(line["score"].get<double>() - local_lines.at(image)["score"].get<double>()) < 1e-4);
