@@ -59,7 +59,8 @@ Bytes jpeg_of(const cv::Mat& image, int quality) {
 }
 
 // The JPEG with a minimal APP1 Exif segment right after SOI: a big-endian TIFF header and IFD0 holding
-// the one Orientation entry (tag 0x0112, SHORT, count 1), as a camera writes it.
+// only the Orientation entry (tag 0x0112, SHORT, count 1). Cameras write many more entries; this one is all
+// that says which way up the photo is.
 Bytes with_exif_orientation(const Bytes& jpeg, std::uint8_t orientation) {
   Bytes app1 = {0xFF, 0xE1, 0, 0, 'E', 'x', 'i', 'f', 0, 0,           'M', 'M',
                 0,    42,   0, 0, 0,   8,                                      // TIFF header
