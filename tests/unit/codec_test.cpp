@@ -131,3 +131,72 @@ TEST_CASE("feature values that are not finite numbers are rejected", "[codec]") 
     CHECK_THROWS_WITH(decode(message), Catch::Contains("item 0 feature value 1 is not a finite number"));
   }
 }
+
+TEST_CASE("a job's top_k and each result's best labels survive the round trip", "[codec][top-k]") {
+  JobRef job = sample_job();
+  job.top_k = 3;
+  const ResultBatch results{job,
+                            "classify",
+                            {{"000001",
+                              "fox squirrel",
+                              0.9375,
+                              "",
+                              {{"fox squirrel", 0.9375}, {"marmot", 0.03125}, {"red fox", 0.0078125}}},
+                             {"000002", "", 0.0, "empty file (0 bytes)"}}};
+  const Batch decoded = decode(encode(results));
+  CHECK(decoded == Batch(results));
+  CHECK(std::get<ResultBatch>(decoded).results[0].top.size() == 3);
+  // Every stage carries the job's top_k on to the classifier.
+  for (const Batch& batch : {Batch(ImageBatch{job, {{"000001", {1, 2, 3}}}}),
+                             Batch(PixelBatch{job, {{"000001", 1, 1, 3, {7, 8, 9}}}}),
+                             Batch(FeatureBatch{job, {{"000001", {0.5f}}}})}) {
+    CHECK(job_of(decode(encode(batch))).top_k == 3);
+  }
+}
+
+TEST_CASE("a header without top_k means one label, as messages written before it existed", "[codec][top-k]") {
+  const auto message = encode(ImageBatch{sample_job(), {{"000001", {1, 2, 3}}}});
+  const std::string text(message.begin(), message.end());
+  CHECK(text.find("top_k") == std::string::npos);  // the default is not written
+  CHECK(job_of(decode(message)).top_k == 1);
+  // An explicit 1 reads the same.
+  CHECK(job_of(decode(header_bytes_with(message, "\"job_id\"", "\"top_k\":1,\"job_id\""))).top_k == 1);
+}
+
+TEST_CASE("top_k outside 1..1000 and malformed top entries are refused with the reason", "[codec][top-k]") {
+  JobRef job = sample_job();
+  job.top_k = 2;
+  const auto images = encode(ImageBatch{job, {{"000001", {1, 2, 3}}}});
+  SECTION("top_k out of range or not an integer") {
+    CHECK_THROWS_WITH(decode(header_bytes_with(images, "\"top_k\":2", "\"top_k\":0")),
+                      Catch::Contains("job.top_k is 0, outside 1..1000"));
+    CHECK_THROWS_WITH(decode(header_bytes_with(images, "\"top_k\":2", "\"top_k\":1001")),
+                      Catch::Contains("job.top_k is 1001, outside 1..1000"));
+    CHECK_THROWS_WITH(decode(header_bytes_with(images, "\"top_k\":2", "\"top_k\":-5")),
+                      Catch::Contains("job.top_k is -5"));
+    CHECK_THROWS_WITH(decode(header_bytes_with(images, "\"top_k\":2", "\"top_k\":\"2\"")),
+                      Catch::Contains("job field \"top_k\" is not an integer"));
+    CHECK_THROWS_WITH(decode(header_bytes_with(images, "\"top_k\":2", "\"top_k\":2.5")),
+                      Catch::Contains("job field \"top_k\" is not an integer"));
+    CHECK(job_of(decode(header_bytes_with(images, "\"top_k\":2", "\"top_k\":1000"))).top_k == 1000);
+  }
+  const auto results = encode(
+      ResultBatch{job, "classify", {{"000001", "baboon", 0.5, "", {{"baboon", 0.5}, {"mandrill", 0.25}}}}});
+  const std::string top = "\"top\":[[\"baboon\",0.5],[\"mandrill\",0.25]]";
+  SECTION("a top that is not an array of [label, score]") {
+    for (const std::string bad :
+         {"\"top\":\"baboon\"", "\"top\":[[\"baboon\"]]", "\"top\":[[\"baboon\",0.5,1]]",
+          "\"top\":[[0.5,\"baboon\"]]", "\"top\":[[\"baboon\",\"0.5\"]]",
+          "\"top\":[{\"label\":\"baboon\",\"score\":0.5}]", "\"top\":[[\"baboon\",null]]"}) {
+      CAPTURE(bad);
+      CHECK_THROWS_WITH(decode(header_bytes_with(results, top, bad)), Catch::Contains("item 0 top"));
+    }
+  }
+  SECTION("more than 1000 entries") {
+    std::string many = "\"top\":[";
+    for (int i = 0; i <= kMaxTopK; ++i) many += std::string(i ? "," : "") + "[\"x\",0]";
+    many += "]";
+    CHECK_THROWS_WITH(decode(header_bytes_with(results, top, many)),
+                      Catch::Contains("item 0 top is not an array of at most 1000 entries"));
+  }
+}
