@@ -122,11 +122,11 @@ TEST_CASE("a report stands alone: every photo it could read is an inline JPEG, n
   // Six photos are readable, the relative one found beside the results file; the missing one is a box saying
   // why.
   CHECK(report.summary.thumbnails == 6);
-  CHECK(report.summary.placeholders == 1);
+  CHECK(report.summary.without_preview == 1);
   CHECK(occurrences(html, "src=\"data:image/jpeg;base64,") == 6);
   CHECK(occurrences(html, "src=") == 6);
   CHECK_THAT(html,
-             Catch::Contains("<div class=\"placeholder\">no preview: cannot read " +
+             Catch::Contains("<div class=\"no-preview\">no preview: cannot read " +
                              (photos.dir.path() / "ghost.jpg").string() + ": No such file or directory"));
   CHECK(html.find("http://") == std::string::npos);
   CHECK(html.find("https://") == std::string::npos);

@@ -46,7 +46,7 @@ int report_command(const ReportCommandOptions& options) {
     std::cerr << "report: " << summary.images << " images, " << summary.categories
               << (summary.categories == 1 ? " category, " : " categories, ") << summary.errors
               << (summary.errors == 1 ? " error; " : " errors; ") << summary.thumbnails << " thumbnails, "
-              << summary.placeholders << " photos without preview";
+              << summary.without_preview << " photos without preview";
     if (summary.left_out > 0) std::cerr << ", " << summary.left_out << " over --max-per-category left out";
     std::cerr << "; " << std::fixed << std::setprecision(1) << seconds << " s, written to " << output.string()
               << "\n";

@@ -119,7 +119,7 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 figure{margin:0;background:#fff;border:1px solid #d0d7de;border-radius:6px;padding:8px;min-width:0}
 .thumb{height:160px;display:flex;align-items:center;justify-content:center}
 .thumb img{max-width:160px;max-height:160px}
-.placeholder{width:160px;height:120px;display:flex;align-items:center;justify-content:center;padding:6px;
+.no-preview{width:160px;height:120px;display:flex;align-items:center;justify-content:center;padding:6px;
  box-sizing:border-box;background:#eaeef2;border:1px dashed #8c959f;color:#cf222e;font-size:12px;
  text-align:center;overflow:hidden;overflow-wrap:anywhere}
 figcaption{font-size:12px;margin-top:6px;overflow-wrap:anywhere}.score{color:#57606a}
@@ -192,7 +192,7 @@ void write_figure(std::string& out, const ResultLine& line, const Thumbnail& thu
            std::to_string(thumbnail.width) + "\" height=\"" + std::to_string(thumbnail.height) + "\" alt=\"" +
            html_escape(file_name_of(line.image)) + "\">";
   } else {
-    out += "<div class=\"placeholder\">no preview: " + html_escape(thumbnail.error) + "</div>";
+    out += "<div class=\"no-preview\">no preview: " + html_escape(thumbnail.error) + "</div>";
   }
   out += "</div><figcaption><span class=\"name\">" + html_escape(file_name_of(line.image)) + "</span>";
   if (line.score) out += " <span class=\"score\">" + format_number(*line.score, 3) + "</span>";
@@ -258,7 +258,7 @@ HtmlReport make_html_report(const std::vector<ResultLine>& lines, const ReportOp
   std::vector<std::filesystem::path> files;
   for (const auto* line : shown) files.push_back(resolve_image_path(line->image, options.results_dir));
   const std::vector<Thumbnail> thumbnails = make_thumbnails(files, options);
-  for (const auto& thumbnail : thumbnails) ++(thumbnail.ok() ? summary.thumbnails : summary.placeholders);
+  for (const auto& thumbnail : thumbnails) ++(thumbnail.ok() ? summary.thumbnails : summary.without_preview);
 
   std::string& out = report.html;
   out +=

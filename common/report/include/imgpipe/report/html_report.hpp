@@ -29,9 +29,9 @@ struct ReportSummary {
   std::size_t images = 0;
   std::size_t categories = 0;
   std::size_t errors = 0;
-  std::size_t thumbnails = 0;    // made from the photos
-  std::size_t placeholders = 0;  // photos that could not be read or decoded: a box with the reason
-  std::size_t left_out = 0;      // over --max-per-category, not on the page
+  std::size_t thumbnails = 0;       // made from the photos
+  std::size_t without_preview = 0;  // photos that could not be read or decoded: a box with the reason
+  std::size_t left_out = 0;         // over --max-per-category, not on the page
 };
 
 struct HtmlReport {

@@ -1,6 +1,6 @@
 // Small JPEG previews of photos for pages a person looks at. The bytes go through the same checks as the
 // pipeline's preprocess (size limit, header probe before decoding, truncation), so a results file naming a
-// hostile or broken file costs one placeholder, never the report.
+// hostile or broken file costs one "no preview" box, never the report.
 #pragma once
 
 #include <cstdint>
