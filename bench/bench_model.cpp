@@ -1,9 +1,12 @@
 // imgpipe-bench: the figures that need no broker, for one model and a folder of images:
-// bare backbone forward throughput (already-normalised tensors, no decode, no messages) and the bytes each
-// edge of the pipeline carries per image. bench/run adds local-mode and broker-mode throughput around it.
+// bare backbone forward throughput (already-normalised tensors, no decode, no messages) on the engine, precision
+// and batch size asked for, how far its features are from LibTorch's f32 reference on the same tensors, and
+// the bytes each edge of the pipeline carries per image. bench/run adds local-mode and broker-mode throughput.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <iomanip>
 #include <iostream>
 #include <random>
@@ -23,22 +26,34 @@ int main(int argc, char** argv) {
   std::string models = default_model_dir();
   std::string model = "fashion";
   std::vector<std::string> inputs;
-  int batch_size = 32;
+  int batch_size = 0;
   int threads = 0;
   double seconds = 10.0;
+  std::string engine;
+  std::string precision;
   app.add_option("--models", models)->envname("IMGPIPE_MODELS");
   app.add_option("--model", model)->capture_default_str();
-  app.add_option("--batch-size", batch_size)->capture_default_str();
+  app.add_option("--batch-size", batch_size, "Images per forward pass (0 = the model's own)")
+      ->check(CLI::Range(0, 4096))
+      ->capture_default_str();
   app.add_option("--threads", threads)->capture_default_str();
   app.add_option("--seconds", seconds, "How long to time the bare forward pass")->capture_default_str();
-  app.add_option("INPUT", inputs, "Images used for the wire-size figures")->required();
+  app.add_option("--engine", engine, "libtorch or openvino (default: the model's own)")
+      ->check(CLI::IsMember({"libtorch", "openvino"}));
+  app.add_option("--precision", precision, "f32 or bf16 (default: the model's own)")->check(CLI::IsMember({"f32", "bf16"}));
+  app.add_option("INPUT", inputs, "Images used for the wire-size figures (none: no wire figures)");
   CLI11_PARSE(app, argc, argv);
 
   const ModelStore store(models);
   const ModelConfig config = store.load(model);
-  const ComputeOptions compute{threads, batch_size, true};
+  ComputeOptions compute;
+  compute.threads = threads;
+  compute.batch_size = batch_size;
+  if (!engine.empty()) compute.engine = engine_from_string(engine);
+  if (!precision.empty()) compute.precision = precision_from_string(precision);
   configure_compute(compute);
   const auto backbone = Backbone::load(config, compute);
+  batch_size = backbone->batch_size();  // what was asked for, else the model's own
 
   // Bare forward: random normalised input, whole batches, after one warm-up batch.
   const auto per_image =
@@ -57,11 +72,29 @@ int main(int argc, char** argv) {
     elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
 
+  // Distance from the reference: LibTorch in f32 on the same tensors (at most 8 images of the batch).
+  const int compared = std::min(batch_size, 8);
+  ComputeOptions reference_options = compute;
+  reference_options.engine = Engine::libtorch;
+  reference_options.precision = Precision::f32;
+  reference_options.allow_cuda = false;
+  const std::vector<float> sample(batch.begin(), batch.begin() + static_cast<std::ptrdiff_t>(per_image * compared));
+  const auto reference = Backbone::load(config, reference_options)->forward_normalised(sample, compared);
+  const auto ours = backbone->forward_normalised(sample, compared);
+  double max_abs_diff = 0.0;
+  double max_abs_reference = 0.0;
+  for (std::size_t i = 0; i < reference.size(); ++i) {
+    for (std::size_t j = 0; j < reference[i].size(); ++j) {
+      max_abs_diff = std::max(max_abs_diff, static_cast<double>(std::fabs(reference[i][j] - ours[i][j])));
+      max_abs_reference = std::max(max_abs_reference, static_cast<double>(std::fabs(reference[i][j])));
+    }
+  }
+
   // Wire sizes: run the real stages on the inputs and measure every encoded message.
-  const auto job_inputs = collect_inputs(inputs);
+  const auto job_inputs = inputs.empty() ? decltype(collect_inputs(inputs)){} : collect_inputs(inputs);
   JobSettings settings;
   settings.model = model;
-  settings.batch_size = static_cast<std::size_t>(batch_size);
+  settings.batch_size = 32;  // images per message, as `imgpipe submit` sends them
   PreprocessStage preprocess(store);
   FeatureStage feature(store, compute);
   ClassifyStage classify(store);
@@ -90,6 +123,9 @@ int main(int argc, char** argv) {
             << config.input.height << "x" << config.input.channels << " -> " << config.backbone.feature_dim
             << " features) on " << backbone->device() << ", batch " << batch_size << "\n";
   std::cout << "bare_forward_images_per_s " << static_cast<double>(images) / elapsed << "\n";
+  std::cout << std::scientific << std::setprecision(2) << "max_abs_diff_vs_libtorch_f32 " << max_abs_diff << "\n"
+            << "max_abs_feature " << max_abs_reference << "\n"
+            << std::fixed << std::setprecision(1);
   if (counted > 0) {
     const char* edges[4] = {"images", "pixels", "features", "results"};
     std::size_t total = 0;

@@ -16,6 +16,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
+ComputeOptions one_thread() {
+  ComputeOptions options;
+  options.threads = 1;
+  options.batch_size = 16;
+  return options;
+}
+
 // store/ holds nothing; beside it lies a complete, valid model, and the real store has one too: a stage that
 // joined the message's model name to its store path would find and load them.
 struct StoreWithModelBeside {
@@ -65,7 +72,7 @@ TEST_CASE("every stage answers a message naming a path-like model with a per-ima
     ++loads;
   };
   PreprocessStage preprocess(ModelStore(setup.store), {}, count_loads);
-  FeatureStage feature(ModelStore(setup.store), {1, 16, true}, count_loads);
+  FeatureStage feature(ModelStore(setup.store), one_thread(), count_loads);
   ClassifyStage classify(ModelStore(setup.store), count_loads);
   const auto png = test::read_file(test::skimage_photo("coffee.png"));
   for (const auto& model : setup.path_like_names()) {
@@ -89,7 +96,7 @@ TEST_CASE("a backbone file changed on disk is refused like a changed classifier"
                                                Catch::Contains("does not match model.json") &&
                                                Catch::Contains("sha256"));
   // A stage turns it into a clear per-image error rather than running the tampered weights.
-  FeatureStage feature(ModelStore(root.path()), {1, 16, true});
+  FeatureStage feature(ModelStore(root.path()), one_thread());
   const StageOutput out = feature.process(
       PixelBatch{{"job", "reply", "fashion", ""}, {{"a", 28, 28, 1, std::vector<std::uint8_t>(784, 0)}}});
   CHECK_FALSE(out.next.has_value());

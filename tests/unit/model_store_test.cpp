@@ -85,3 +85,43 @@ TEST_CASE("model names are confined to a safe alphabet", "[models]") {
 TEST_CASE("sha256 matches the published test vector", "[models]") {
   CHECK(sha256_hex("abc", 3) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
+
+TEST_CASE("the photo model names its ONNX file, engine and forward batch, and a bad engine entry is refused",
+          "[models]") {
+  const ModelConfig photos = ModelStore(test::models_dir()).load("photos");
+  REQUIRE(photos.backbone.onnx.has_value());
+  CHECK(photos.backbone.onnx->file == "backbone.onnx");
+  CHECK(photos.backbone.engine == Engine::openvino);
+  CHECK(photos.backbone.precision == Precision::f32);
+  CHECK(photos.backbone.batch_size > 0);
+  // Written back, the engine fields survive; a model without them (fashion) writes none.
+  CHECK(ModelConfig::from_json(photos.to_json(), "photos").backbone.onnx->sha256 == photos.backbone.onnx->sha256);
+  CHECK_FALSE(ModelStore(test::models_dir()).load("fashion").to_json()["backbone"].contains("engine"));
+
+  test::TempDir store_root;
+  fs::copy(test::models_dir() / "photos", store_root.path() / "photos", fs::copy_options::recursive);
+  const fs::path model = store_root.path() / "photos";
+  SECTION("a changed ONNX file") {
+    std::ofstream(model / "backbone.onnx", std::ios::app) << "tampered";
+    CHECK_THROWS_WITH(ModelStore(store_root.path()).load("photos"),
+                      Catch::Contains("ONNX backbone file") && Catch::Contains("does not match model.json"));
+  }
+  SECTION("an unknown engine") {
+    rewrite_json(model / "model.json", [](auto& json) { json["backbone"]["engine"] = "tensorrt"; });
+    CHECK_THROWS_WITH(ModelStore(store_root.path()).load("photos"),
+                      Catch::Contains("engine must be \"libtorch\" or \"openvino\", not \"tensorrt\""));
+  }
+  SECTION("openvino without an ONNX file") {
+    rewrite_json(model / "model.json", [](auto& json) { json["backbone"].erase("onnx"); });
+    CHECK_THROWS_WITH(ModelStore(store_root.path()).load("photos"), Catch::Contains("needs an \"onnx\" file"));
+  }
+  SECTION("an unknown precision and a bad batch size") {
+    rewrite_json(model / "model.json", [](auto& json) { json["backbone"]["precision"] = "int4"; });
+    CHECK_THROWS_WITH(ModelStore(store_root.path()).load("photos"), Catch::Contains("precision must be"));
+    rewrite_json(model / "model.json", [](auto& json) {
+      json["backbone"].erase("precision");
+      json["backbone"]["batch_size"] = 0;
+    });
+    CHECK_THROWS_WITH(ModelStore(store_root.path()).load("photos"), Catch::Contains("batch_size must be within"));
+  }
+}

@@ -22,7 +22,10 @@ namespace fs = std::filesystem;
 namespace {
 
 ComputeOptions compute() {
-  return {1, 8, true};
+  ComputeOptions options;
+  options.threads = 1;
+  options.batch_size = 8;
+  return options;
 }
 
 // The photos model's 1280 pooled features of a real photo, through the preprocess and feature stages.
@@ -52,6 +55,7 @@ fs::path copy_photos_model(const fs::path& root) {
   const fs::path to = root / "photos";
   fs::create_directories(to);
   fs::create_symlink(from / "backbone.pt", to / "backbone.pt");
+  fs::create_symlink(from / "backbone.onnx", to / "backbone.onnx");
   fs::copy_file(from / "head.f32", to / "head.f32");
   fs::copy_file(from / "model.json", to / "model.json");
   return to;

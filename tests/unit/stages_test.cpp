@@ -16,7 +16,10 @@ namespace fs = std::filesystem;
 
 namespace {
 ComputeOptions compute() {
-  return {1, 16, true};
+  ComputeOptions options;
+  options.threads = 1;
+  options.batch_size = 16;
+  return options;
 }
 
 // The first `count` Fashion-MNIST test images as PNG bytes, with their class names.

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "imgpipe/models/backbone.hpp"
 #include "imgpipe/report/sort_into.hpp"
 
 namespace imgpipe {
@@ -23,9 +24,14 @@ struct ToolOptions {
   std::string broker;
   std::string models;
   int threads = 0;
+  std::string engine;     // local work's forward pass: "libtorch" or "openvino"; empty = the model's own
+  std::string precision;  // "f32" or "bf16"; empty = the model's own
   bool quiet = false;                       // no progress
   const std::atomic<bool>* stop = nullptr;  // SIGINT/SIGTERM: jobs stop and write what they have
 };
+
+// The feature engine settings of local work (run, train, eval, add-backbone); forward_batch 0 = the model's own.
+ComputeOptions compute_options(const ToolOptions& tool, int forward_batch = 0);
 
 struct JobOptions {
   std::vector<std::string> inputs;
@@ -90,7 +96,7 @@ struct AddBackboneOptions {
   std::string architecture;
 };
 int add_backbone_command(const ToolOptions& tool, const AddBackboneOptions& options);
-int models_command(const ToolOptions& tool);
+int models_command(const ToolOptions& tool, bool check);
 
 struct ReportCommandOptions {
   std::string results;  // JSON Lines of run/submit/eval

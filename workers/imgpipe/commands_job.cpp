@@ -155,8 +155,7 @@ double execute(const ToolOptions& tool, bool via_broker, const std::vector<JobIn
   if (via_broker) {
     execute_on_broker(tool, inputs, settings, options, results, log);
   } else {
-    ComputeOptions compute{tool.threads, settings.batch_size > 0 ? static_cast<int>(settings.batch_size) : 32,
-                           true};
+    const ComputeOptions compute = compute_options(tool);
     configure_compute(compute);
     run_local_job(inputs, settings, ModelStore(tool.models), compute, results);
   }

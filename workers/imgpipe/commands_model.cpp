@@ -15,6 +15,15 @@
 namespace imgpipe {
 namespace fs = std::filesystem;
 
+ComputeOptions compute_options(const ToolOptions& tool, int forward_batch) {
+  ComputeOptions compute;
+  compute.threads = tool.threads;
+  compute.batch_size = forward_batch;
+  if (!tool.engine.empty()) compute.engine = engine_from_string(tool.engine);
+  if (!tool.precision.empty()) compute.precision = precision_from_string(tool.precision);
+  return compute;
+}
+
 int train_command(const ToolOptions& tool, const TrainOptions& options) {
   Logger log("imgpipe train");
   try {
@@ -26,7 +35,7 @@ int train_command(const ToolOptions& tool, const TrainOptions& options) {
     const LabelledDataset dataset = load_labelled_folder(options.dataset);
     const auto start = std::chrono::steady_clock::now();
 
-    ComputeOptions compute{tool.threads, options.batch_size, true};
+    const ComputeOptions compute = compute_options(tool, options.batch_size);
     configure_compute(compute);
     LocalPipeline pipeline(store, compute);
     JobSettings settings;
@@ -73,6 +82,13 @@ int train_command(const ToolOptions& tool, const TrainOptions& options) {
     if (fs::weakly_canonical(backbone.backbone_path()) != fs::weakly_canonical(backbone_target)) {
       fs::copy_file(backbone.backbone_path(), backbone_target, fs::copy_options::overwrite_existing);
     }
+    // The engine file of the same network goes along, so the new model runs on the backbone's engine.
+    if (backbone.backbone.onnx) {
+      const fs::path onnx_target = dir / "backbone.onnx";
+      if (fs::weakly_canonical(backbone.onnx_path()) != fs::weakly_canonical(onnx_target)) {
+        fs::copy_file(backbone.onnx_path(), onnx_target, fs::copy_options::overwrite_existing);
+      }
+    }
     classifier->save(dir / "classifier.dat");
     ModelConfig config = backbone;
     config.name = options.model;
@@ -80,6 +96,7 @@ int train_command(const ToolOptions& tool, const TrainOptions& options) {
                                                            " features, trained on " + options.dataset
                                                      : options.description;
     config.backbone.file = "backbone.pt";
+    if (config.backbone.onnx) config.backbone.onnx->file = "backbone.onnx";
     config.classifier = ClassifierSpec{"classifier.dat", sha256_hex_of_file(dir / "classifier.dat"),
                                        backbone.backbone.sha256};
     config.classes = dataset.classes;
@@ -130,7 +147,9 @@ int add_backbone_command(const ToolOptions& tool, const AddBackboneOptions& opti
                     options.mean,
                     options.std,
                     options.crop};
-    config.backbone = {"backbone.pt", sha256_hex_of_file(target), options.architecture, 0};
+    config.backbone.file = "backbone.pt";
+    config.backbone.sha256 = sha256_hex_of_file(target);
+    config.backbone.architecture = options.architecture;
     ModelConfig::from_json(
         [&] {  // validates the input spec before running anything
           auto json = config.to_json();
@@ -139,7 +158,7 @@ int add_backbone_command(const ToolOptions& tool, const AddBackboneOptions& opti
         }(),
         config.name);
     // Running one blank image proves the module loads and runs, and tells its feature size.
-    ComputeOptions compute{tool.threads, 1, true};
+    const ComputeOptions compute = compute_options(tool, 1);
     configure_compute(compute);
     config.dir = dir;
     config.backbone.feature_dim = Backbone::load(config, compute)->measure_feature_dim();
@@ -157,10 +176,13 @@ int add_backbone_command(const ToolOptions& tool, const AddBackboneOptions& opti
   }
 }
 
-int models_command(const ToolOptions& tool) {
+int models_command(const ToolOptions& tool, bool check) {
   const ModelStore store(tool.models);
   const auto names = store.names();
   if (names.empty()) std::cout << "no models in " << store.root().string() << "\n";
+  const ComputeOptions compute = compute_options(tool, 1);
+  if (check) configure_compute(compute);
+  bool all_good = true;
   for (const auto& name : names) {
     try {
       const ModelConfig config = store.load(name);
@@ -168,12 +190,25 @@ int models_command(const ToolOptions& tool) {
                 << "x" << config.input.channels << " -> " << config.backbone.feature_dim << " features -> "
                 << (config.classifier ? std::to_string(config.classes.size()) + " classes"
                                       : std::string("(backbone only)"))
-                << "  " << config.description << "\n";
+                << "  engine " << to_string(config.backbone.engine)
+                << (config.backbone.precision == Precision::f32 ? "" : " bf16") << "  " << config.description
+                << "\n";
+      if (check) {
+        // Loads the network on the engine it would run on and passes one blank image through it.
+        const auto backbone = Backbone::load(config, compute);
+        const int features = backbone->measure_feature_dim();
+        if (features != config.backbone.feature_dim) {
+          throw ModelError("the backbone gives " + std::to_string(features) + " features, model.json says " +
+                           std::to_string(config.backbone.feature_dim));
+        }
+        std::cout << "  check: runs on " << backbone->device() << ", " << features << " features\n";
+      }
     } catch (const ModelError& error) {
+      all_good = false;
       std::cout << name << "  BROKEN: " << error.what() << "\n";
     }
   }
-  return exit_code::ok;
+  return check && !all_good ? exit_code::failed : exit_code::ok;
 }
 
 }  // namespace imgpipe

@@ -27,6 +27,13 @@ void add_tool_flags(CLI::App& command, imgpipe::ToolOptions& tool,
   command.add_option("--threads", tool.threads, "Compute threads for local work (0 = one per core)")
       ->envname("IMGPIPE_THREADS")
       ->check(CLI::Range(0, 256));
+  command.add_option("--engine", tool.engine, "Engine of local work's forward pass (default: the model's own)")
+      ->envname("IMGPIPE_ENGINE")
+      ->check(CLI::IsMember({"libtorch", "openvino"}));
+  command.add_option("--precision", tool.precision,
+                     "Arithmetic of local work's forward pass: f32, or bf16 on openvino (default: the model's own)")
+      ->envname("IMGPIPE_PRECISION")
+      ->check(CLI::IsMember({"f32", "bf16"}));
   command.add_flag("-q,--quiet", tool.quiet, "No progress output");
 }
 
@@ -172,6 +179,9 @@ int main(int argc, char** argv) {
 
   auto* models = app.add_subcommand("models", "List the models in the store");
   add_tool_flags(*models, tool, broker_flags);
+  bool check_models = false;
+  models->add_flag("--check", check_models,
+                   "Also load each backbone on its engine and run one image through it (exit 1 if any fails)");
 
   imgpipe::ReportCommandOptions report_options;
   auto* report = app.add_subcommand(
@@ -226,7 +236,7 @@ int main(int argc, char** argv) {
   if (*train) return imgpipe::train_command(tool, train_options);
   if (*eval) return imgpipe::eval_command(tool, eval_options);
   if (*add_backbone) return imgpipe::add_backbone_command(tool, backbone_options);
-  if (*models) return imgpipe::models_command(tool);
+  if (*models) return imgpipe::models_command(tool, check_models);
   if (*report) return imgpipe::report_command(report_options);
   if (*sort) return imgpipe::sort_command(sort_results, sort_dir);
   if (*export_fashion) return imgpipe::export_fashion_mnist_command(export_dir, fashion_data);

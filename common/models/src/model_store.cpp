@@ -126,6 +126,33 @@ bool is_valid_model_name(const std::string& name) {
   });
 }
 
+const char* to_string(Engine engine) {
+  return engine == Engine::openvino ? "openvino" : "libtorch";
+}
+
+const char* to_string(Precision precision) {
+  return precision == Precision::bf16 ? "bf16" : "f32";
+}
+
+Engine engine_from_string(const std::string& text) {
+  if (text == "libtorch") return Engine::libtorch;
+  if (text == "openvino") return Engine::openvino;
+  throw ModelError("engine must be \"libtorch\" or \"openvino\", not \"" + text + "\"");
+}
+
+Precision precision_from_string(const std::string& text) {
+  if (text == "f32") return Precision::f32;
+  if (text == "bf16") return Precision::bf16;
+  throw ModelError("precision must be \"f32\" or \"bf16\", not \"" + text + "\"");
+}
+
+fs::path ModelConfig::onnx_path() const {
+  if (!backbone.onnx) {
+    throw ModelError("model " + name + " has no ONNX file for the openvino engine (make one with scripts/export-onnx)");
+  }
+  return dir / backbone.onnx->file;
+}
+
 fs::path ModelConfig::classifier_path() const {
   if (!classifier) throw ModelError("model " + name + " has no classifier (it is a backbone-only entry)");
   return dir / classifier->file;
@@ -153,6 +180,11 @@ json ModelConfig::to_json() const {
   // Written only when it is not the default, so entries made before it existed keep their bytes (and
   // version).
   if (input.crop != 1.0) out["input"]["crop"] = input.crop;
+  // The engine fields likewise only when set, so entries made before engines existed keep their version.
+  if (backbone.onnx) out["backbone"]["onnx"] = {{"file", backbone.onnx->file}, {"sha256", backbone.onnx->sha256}};
+  if (backbone.engine != Engine::libtorch) out["backbone"]["engine"] = to_string(backbone.engine);
+  if (backbone.precision != Precision::f32) out["backbone"]["precision"] = to_string(backbone.precision);
+  if (backbone.batch_size > 0) out["backbone"]["batch_size"] = backbone.batch_size;
   if (classifier) {
     out["classifier"] = {{"file", classifier->file},
                          {"sha256", classifier->sha256},
@@ -229,6 +261,32 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& name) {
   config.backbone.architecture = backbone.value("architecture", "");
   config.backbone.feature_dim = field<int>(backbone, "feature_dim", where + " backbone");
   if (config.backbone.feature_dim < 1) throw ModelError(where + ": backbone feature_dim must be positive");
+  try {
+    if (backbone.contains("onnx")) {
+      const json& onnx = backbone.at("onnx");
+      config.backbone.onnx = EngineFile{field<std::string>(onnx, "file", where + " backbone onnx"),
+                                        field<std::string>(onnx, "sha256", where + " backbone onnx")};
+    }
+    if (backbone.contains("engine")) {
+      config.backbone.engine = engine_from_string(field<std::string>(backbone, "engine", where + " backbone"));
+    }
+    if (backbone.contains("precision")) {
+      config.backbone.precision =
+          precision_from_string(field<std::string>(backbone, "precision", where + " backbone"));
+    }
+  } catch (const ModelError& error) {
+    throw ModelError(where + " backbone: " + error.what());
+  }
+  if (config.backbone.engine == Engine::openvino && !config.backbone.onnx) {
+    throw ModelError(where + ": backbone engine \"openvino\" needs an \"onnx\" file");
+  }
+  if (backbone.contains("batch_size")) {
+    config.backbone.batch_size = field<int>(backbone, "batch_size", where + " backbone");
+    if (config.backbone.batch_size < 1) throw ModelError(where + ": backbone batch_size must be within 1..4096");
+  }
+  if (config.backbone.batch_size < 0 || config.backbone.batch_size > 4096) {
+    throw ModelError(where + ": backbone batch_size must be within 1..4096");
+  }
 
   if (j.contains("classifier")) {
     const json& classifier = j.at("classifier");
@@ -289,6 +347,9 @@ ModelConfig ModelStore::load(const std::string& name) const {
   config.dir = dir;
   config.version = sha256_hex(text.data(), text.size()).substr(0, 12);
   check_file(dir, config.backbone.file, config.backbone.sha256, "model " + name + ": backbone");
+  if (config.backbone.onnx) {
+    check_file(dir, config.backbone.onnx->file, config.backbone.onnx->sha256, "model " + name + ": ONNX backbone");
+  }
   if (config.classifier) {
     check_file(dir, config.classifier->file, config.classifier->sha256, "model " + name + ": classifier");
     if (config.classifier->backbone_sha256 != config.backbone.sha256) {

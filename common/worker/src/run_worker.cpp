@@ -42,6 +42,16 @@ std::shared_ptr<WorkerMetrics> start_metrics(const WorkerConfig& config, const s
   return metrics;
 }
 
+// What the flags ask of the feature engine; the model's own choices (model.json) fill in the rest.
+ComputeOptions compute_options(const WorkerConfig& config) {
+  ComputeOptions compute;
+  compute.threads = config.threads;
+  compute.batch_size = config.batch_size;
+  if (!config.engine.empty()) compute.engine = engine_from_string(config.engine);
+  if (!config.precision.empty()) compute.precision = precision_from_string(config.precision);
+  return compute;
+}
+
 }  // namespace
 
 int run_stage_worker(const WorkerConfig& config, const std::atomic<bool>& stop,
@@ -73,7 +83,7 @@ int run_stage_worker(const WorkerConfig& config, const std::atomic<bool>& stop,
     return 2;
   }
   StageSettings settings{ModelStore(config.models),
-                         ComputeOptions{config.threads, config.batch_size, true},
+                         compute_options(config),
                          {},
                          [metrics, &log](const ModelConfig& model, std::chrono::duration<double> took) {
                            metrics->model_loaded(took);
@@ -96,7 +106,8 @@ int run_stage_worker(const WorkerConfig& config, const std::atomic<bool>& stop,
   options.on_held_changed = [metrics](std::size_t held) { metrics->deliveries_in_flight(held); };
   const std::string endpoint = metrics->endpoint();
   log.info("starting " + stages + " on " + options.queue + " via " + address.redacted() + ", models " +
-           settings.store.root().string() + ", batch " + std::to_string(config.batch_size) + ", prefetch " +
+           settings.store.root().string() + ", forward batch " +
+           (config.batch_size > 0 ? std::to_string(config.batch_size) : std::string("from model.json")) + ", prefetch " +
            std::to_string(config.prefetch) + ", metrics " +
            (endpoint.empty() ? std::string("off") : "http://" + endpoint + "/metrics"));
   try {

@@ -37,11 +37,35 @@ struct InputSpec {
   double crop = 1.0;
 };
 
-struct BackboneSpec {
+// What runs the backbone's forward pass. libtorch runs the TorchScript file (the format users bring, and the
+// reference); openvino runs the same network exported to ONNX (scripts/export-onnx), several times faster on
+// CPUs for networks built of depthwise convolutions.
+enum class Engine { libtorch, openvino };
+// The arithmetic of the forward pass. bf16 only where asked for (model.json or the worker's --precision):
+// it moves features by about 0.1 and can change a label.
+enum class Precision { f32, bf16 };
+
+const char* to_string(Engine engine);
+const char* to_string(Precision precision);
+Engine engine_from_string(const std::string& text);        // throws ModelError naming the choices
+Precision precision_from_string(const std::string& text);  // throws ModelError naming the choices
+
+// A second file of the same network, for an engine other than LibTorch.
+struct EngineFile {
   std::string file;  // relative to the model folder
+  std::string sha256;
+};
+
+struct BackboneSpec {
+  std::string file;  // the TorchScript file, relative to the model folder
   std::string sha256;
   std::string architecture;  // free text, e.g. "fashion-cnn" or "resnet50"
   int feature_dim = 0;
+  std::optional<EngineFile> onnx;  // the network exported to ONNX; what the openvino engine reads
+  Engine engine = Engine::libtorch;
+  Precision precision = Precision::f32;
+  // Images per forward pass, measured fastest for this network and engine (bench/run); 0 = not measured.
+  int batch_size = 0;
 };
 
 // What the classifier file holds.
@@ -68,6 +92,7 @@ struct ModelConfig {
   std::vector<std::string> classes;
 
   std::filesystem::path backbone_path() const { return dir / backbone.file; }
+  std::filesystem::path onnx_path() const;  // throws ModelError when the model has no ONNX file
   std::filesystem::path classifier_path() const;  // throws ModelError when there is no classifier
   nlohmann::json to_json() const;
   static ModelConfig from_json(const nlohmann::json& json, const std::string& name);  // throws ModelError

@@ -18,7 +18,9 @@ struct WorkerConfig {
   std::string role;  // the stage it runs: a stage of the graph (pipeline/stage_graph.hpp)
   std::string broker = kDefaultBroker;
   std::string models;
-  int batch_size = 32;
+  int batch_size = 0;     // images per forward pass; 0 = the model's own (model.json), else 32
+  std::string engine;     // "libtorch" or "openvino"; empty = the model's own
+  std::string precision;  // "f32" or "bf16"; empty = the model's own
   int prefetch = 4;
   int threads = 0;
   int heartbeat_seconds = 30;

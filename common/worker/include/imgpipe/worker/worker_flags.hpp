@@ -22,10 +22,18 @@ inline void add_worker_flags(CLI::App& app, WorkerConfig& config, SecretUrlFlags
   app.add_option("--models", config.models, "Model store folder")
       ->envname("IMGPIPE_MODELS")
       ->capture_default_str();
-  app.add_option("--batch-size", config.batch_size, "Images per forward pass")
+  app.add_option("--batch-size", config.batch_size,
+                 "Images per forward pass (0 = the model's own, from model.json; 32 if it has none)")
       ->envname("IMGPIPE_BATCH_SIZE")
-      ->check(CLI::Range(1, 4096))
+      ->check(CLI::Range(0, 4096))
       ->capture_default_str();
+  app.add_option("--engine", config.engine, "Engine of the forward pass (default: the model's own, from model.json)")
+      ->envname("IMGPIPE_ENGINE")
+      ->check(CLI::IsMember({"libtorch", "openvino"}));
+  app.add_option("--precision", config.precision,
+                 "Arithmetic of the forward pass: f32, or bf16 on the openvino engine (default: the model's own)")
+      ->envname("IMGPIPE_PRECISION")
+      ->check(CLI::IsMember({"f32", "bf16"}));
   app.add_option("--prefetch", config.prefetch, "Unacknowledged messages held at once")
       ->envname("IMGPIPE_PREFETCH")
       ->check(CLI::Range(1, 1000))
