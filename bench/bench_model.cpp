@@ -1,7 +1,8 @@
 // imgpipe-bench: the figures that need no broker, for one model and a folder of images:
-// bare backbone forward throughput (already-normalised tensors, no decode, no messages) on the engine, precision
-// and batch size asked for, how far its features are from LibTorch's f32 reference on the same tensors, and
-// the bytes each edge of the pipeline carries per image. bench/run adds local-mode and broker-mode throughput.
+// bare backbone forward throughput (already-normalised tensors, no decode, no messages) on the engine,
+// precision and batch size asked for, how far its features are from LibTorch's f32 reference on the same
+// tensors, and the bytes each edge of the pipeline carries per image. bench/run adds local-mode and
+// broker-mode throughput.
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -40,7 +41,8 @@ int main(int argc, char** argv) {
   app.add_option("--seconds", seconds, "How long to time the bare forward pass")->capture_default_str();
   app.add_option("--engine", engine, "libtorch or openvino (default: the model's own)")
       ->check(CLI::IsMember({"libtorch", "openvino"}));
-  app.add_option("--precision", precision, "f32 or bf16 (default: the model's own)")->check(CLI::IsMember({"f32", "bf16"}));
+  app.add_option("--precision", precision, "f32 or bf16 (default: the model's own)")
+      ->check(CLI::IsMember({"f32", "bf16"}));
   app.add_option("INPUT", inputs, "Images used for the wire-size figures (none: no wire figures)");
   CLI11_PARSE(app, argc, argv);
 
@@ -78,7 +80,8 @@ int main(int argc, char** argv) {
   reference_options.engine = Engine::libtorch;
   reference_options.precision = Precision::f32;
   reference_options.allow_cuda = false;
-  const std::vector<float> sample(batch.begin(), batch.begin() + static_cast<std::ptrdiff_t>(per_image * compared));
+  const std::vector<float> sample(batch.begin(),
+                                  batch.begin() + static_cast<std::ptrdiff_t>(per_image * compared));
   const auto reference = Backbone::load(config, reference_options)->forward_normalised(sample, compared);
   const auto ours = backbone->forward_normalised(sample, compared);
   double max_abs_diff = 0.0;
@@ -123,7 +126,8 @@ int main(int argc, char** argv) {
             << config.input.height << "x" << config.input.channels << " -> " << config.backbone.feature_dim
             << " features) on " << backbone->device() << ", batch " << batch_size << "\n";
   std::cout << "bare_forward_images_per_s " << static_cast<double>(images) / elapsed << "\n";
-  std::cout << std::scientific << std::setprecision(2) << "max_abs_diff_vs_libtorch_f32 " << max_abs_diff << "\n"
+  std::cout << std::scientific << std::setprecision(2) << "max_abs_diff_vs_libtorch_f32 " << max_abs_diff
+            << "\n"
             << "max_abs_feature " << max_abs_reference << "\n"
             << std::fixed << std::setprecision(1);
   if (counted > 0) {

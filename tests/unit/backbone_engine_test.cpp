@@ -1,5 +1,6 @@
-// The two feature engines on the default photo model: OpenVINO (the model's choice) gives LibTorch's features,
-// the forward batch comes from model.json unless the caller says, and bf16 is there only when asked for.
+// The two feature engines on the default photo model: OpenVINO (the model's choice) gives LibTorch's
+// features, the forward batch comes from model.json unless the caller says, and bf16 is there only when asked
+// for.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -24,8 +25,8 @@ ComputeOptions on(std::optional<Engine> engine, std::optional<Precision> precisi
 
 // Three images of normalised noise: enough to compare engines, whatever the weights.
 std::vector<float> noise(const ModelConfig& config, int count) {
-  std::vector<float> values(static_cast<std::size_t>(count * config.input.channels * config.input.width *
-                                                     config.input.height));
+  std::vector<float> values(
+      static_cast<std::size_t>(count * config.input.channels * config.input.width * config.input.height));
   std::mt19937 random(7);
   std::normal_distribution<float> normal;
   for (auto& value : values) value = normal(random);
@@ -37,14 +38,16 @@ double max_abs_diff(const std::vector<std::vector<float>>& a, const std::vector<
   double largest = 0.0;
   for (std::size_t i = 0; i < a.size(); ++i) {
     REQUIRE(a[i].size() == b[i].size());
-    for (std::size_t j = 0; j < a[i].size(); ++j) largest = std::max(largest, double(std::fabs(a[i][j] - b[i][j])));
+    for (std::size_t j = 0; j < a[i].size(); ++j)
+      largest = std::max(largest, double(std::fabs(a[i][j] - b[i][j])));
   }
   return largest;
 }
 
 }  // namespace
 
-TEST_CASE("openvino gives the photo model's features to within 1e-4 of libtorch, in any batch split", "[engines]") {
+TEST_CASE("openvino gives the photo model's features to within 1e-4 of libtorch, in any batch split",
+          "[engines]") {
   const ModelConfig config = ModelStore(test::models_dir()).load("photos");
   const auto input = noise(config, 3);
   const auto reference = Backbone::load(config, on(Engine::libtorch))->forward_normalised(input, 3);

@@ -95,7 +95,8 @@ TEST_CASE("the photo model names its ONNX file, engine and forward batch, and a 
   CHECK(photos.backbone.precision == Precision::f32);
   CHECK(photos.backbone.batch_size > 0);
   // Written back, the engine fields survive; a model without them (fashion) writes none.
-  CHECK(ModelConfig::from_json(photos.to_json(), "photos").backbone.onnx->sha256 == photos.backbone.onnx->sha256);
+  CHECK(ModelConfig::from_json(photos.to_json(), "photos").backbone.onnx->sha256 ==
+        photos.backbone.onnx->sha256);
   CHECK_FALSE(ModelStore(test::models_dir()).load("fashion").to_json()["backbone"].contains("engine"));
 
   test::TempDir store_root;
@@ -113,7 +114,8 @@ TEST_CASE("the photo model names its ONNX file, engine and forward batch, and a 
   }
   SECTION("openvino without an ONNX file") {
     rewrite_json(model / "model.json", [](auto& json) { json["backbone"].erase("onnx"); });
-    CHECK_THROWS_WITH(ModelStore(store_root.path()).load("photos"), Catch::Contains("needs an \"onnx\" file"));
+    CHECK_THROWS_WITH(ModelStore(store_root.path()).load("photos"),
+                      Catch::Contains("needs an \"onnx\" file"));
   }
   SECTION("an unknown precision and a bad batch size") {
     rewrite_json(model / "model.json", [](auto& json) { json["backbone"]["precision"] = "int4"; });
@@ -122,6 +124,7 @@ TEST_CASE("the photo model names its ONNX file, engine and forward batch, and a 
       json["backbone"].erase("precision");
       json["backbone"]["batch_size"] = 0;
     });
-    CHECK_THROWS_WITH(ModelStore(store_root.path()).load("photos"), Catch::Contains("batch_size must be within"));
+    CHECK_THROWS_WITH(ModelStore(store_root.path()).load("photos"),
+                      Catch::Contains("batch_size must be within"));
   }
 }

@@ -26,11 +26,12 @@ struct ToolOptions {
   int threads = 0;
   std::string engine;     // local work's forward pass: "libtorch" or "openvino"; empty = the model's own
   std::string precision;  // "f32" or "bf16"; empty = the model's own
-  bool quiet = false;                       // no progress
+  bool quiet = false;     // no progress
   const std::atomic<bool>* stop = nullptr;  // SIGINT/SIGTERM: jobs stop and write what they have
 };
 
-// The feature engine settings of local work (run, train, eval, add-backbone); forward_batch 0 = the model's own.
+// The feature engine settings of local work (run, train, eval, add-backbone); forward_batch 0 = the model's
+// own.
 ComputeOptions compute_options(const ToolOptions& tool, int forward_batch = 0);
 
 struct JobOptions {

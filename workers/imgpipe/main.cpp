@@ -27,11 +27,14 @@ void add_tool_flags(CLI::App& command, imgpipe::ToolOptions& tool,
   command.add_option("--threads", tool.threads, "Compute threads for local work (0 = one per core)")
       ->envname("IMGPIPE_THREADS")
       ->check(CLI::Range(0, 256));
-  command.add_option("--engine", tool.engine, "Engine of local work's forward pass (default: the model's own)")
+  command
+      .add_option("--engine", tool.engine, "Engine of local work's forward pass (default: the model's own)")
       ->envname("IMGPIPE_ENGINE")
       ->check(CLI::IsMember({"libtorch", "openvino"}));
-  command.add_option("--precision", tool.precision,
-                     "Arithmetic of local work's forward pass: f32, or bf16 on openvino (default: the model's own)")
+  command
+      .add_option(
+          "--precision", tool.precision,
+          "Arithmetic of local work's forward pass: f32, or bf16 on openvino (default: the model's own)")
       ->envname("IMGPIPE_PRECISION")
       ->check(CLI::IsMember({"f32", "bf16"}));
   command.add_flag("-q,--quiet", tool.quiet, "No progress output");
@@ -180,8 +183,9 @@ int main(int argc, char** argv) {
   auto* models = app.add_subcommand("models", "List the models in the store");
   add_tool_flags(*models, tool, broker_flags);
   bool check_models = false;
-  models->add_flag("--check", check_models,
-                   "Also load each backbone on its engine and run one image through it (exit 1 if any fails)");
+  models->add_flag(
+      "--check", check_models,
+      "Also load each backbone on its engine and run one image through it (exit 1 if any fails)");
 
   imgpipe::ReportCommandOptions report_options;
   auto* report = app.add_subcommand(

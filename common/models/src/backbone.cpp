@@ -10,12 +10,13 @@ namespace {
 std::unique_ptr<BackboneEngine> make_engine(const ModelConfig& config, const ComputeOptions& options) {
   const Precision precision = options.precision.value_or(config.backbone.precision);
   // A GPU goes to LibTorch (the engine with CUDA) unless the worker names an engine.
-  const bool cuda = options.allow_cuda && !options.engine && precision == Precision::f32 && torch_cuda_available();
+  const bool cuda =
+      options.allow_cuda && !options.engine && precision == Precision::f32 && torch_cuda_available();
   const Engine engine = cuda ? Engine::libtorch : options.engine.value_or(config.backbone.engine);
   if (engine == Engine::openvino) return make_openvino_engine(config, options.threads, precision);
   if (precision != Precision::f32) {
-    throw ModelError("precision " + std::string(to_string(precision)) + " is offered by the openvino engine only (model " +
-                     config.name + " runs on libtorch)");
+    throw ModelError("precision " + std::string(to_string(precision)) +
+                     " is offered by the openvino engine only (model " + config.name + " runs on libtorch)");
   }
   return make_torchscript_engine(config, cuda);
 }
@@ -32,14 +33,15 @@ Backbone::Backbone(std::unique_ptr<BackboneEngine> engine, const ModelConfig& co
 Backbone::~Backbone() = default;
 
 std::shared_ptr<const Backbone> Backbone::load(const ModelConfig& config, const ComputeOptions& options) {
-  const int batch_size = options.batch_size > 0          ? options.batch_size
+  const int batch_size = options.batch_size > 0           ? options.batch_size
                          : config.backbone.batch_size > 0 ? config.backbone.batch_size
                                                           : kDefaultForwardBatch;
   return std::shared_ptr<const Backbone>(new Backbone(make_engine(config, options), config, batch_size));
 }
 
 std::vector<std::vector<float>> Backbone::run(const float* nchw, int count) const {
-  const std::size_t image_floats = static_cast<std::size_t>(input_.channels) * static_cast<std::size_t>(input_.width) *
+  const std::size_t image_floats = static_cast<std::size_t>(input_.channels) *
+                                   static_cast<std::size_t>(input_.width) *
                                    static_cast<std::size_t>(input_.height);
   std::vector<std::vector<float>> out;
   out.reserve(static_cast<std::size_t>(count));
@@ -68,8 +70,8 @@ std::vector<std::vector<float>> Backbone::extract(std::span<const PixelImage* co
     if (image.width != input_.width || image.height != input_.height || image.channels != input_.channels) {
       throw ModelError("pixels of " + image.image_id + " are " + std::to_string(image.width) + "x" +
                        std::to_string(image.height) + "x" + std::to_string(image.channels) +
-                       ", the model wants " + std::to_string(input_.width) + "x" + std::to_string(input_.height) +
-                       "x" + std::to_string(input_.channels));
+                       ", the model wants " + std::to_string(input_.width) + "x" +
+                       std::to_string(input_.height) + "x" + std::to_string(input_.channels));
     }
     // HWC uint8 -> CHW float, (x/255 - mean)/std, exactly as the backbone was trained.
     for (std::size_t c = 0; c < channels; ++c) {
@@ -83,7 +85,8 @@ std::vector<std::vector<float>> Backbone::extract(std::span<const PixelImage* co
   return run(batch.data(), static_cast<int>(images.size()));
 }
 
-std::vector<std::vector<float>> Backbone::forward_normalised(const std::vector<float>& nchw, int count) const {
+std::vector<std::vector<float>> Backbone::forward_normalised(const std::vector<float>& nchw,
+                                                             int count) const {
   return run(nchw.data(), count);
 }
 

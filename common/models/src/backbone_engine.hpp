@@ -25,7 +25,8 @@ class BackboneEngine {
 };
 
 std::unique_ptr<BackboneEngine> make_torchscript_engine(const ModelConfig& config, bool use_cuda);
-std::unique_ptr<BackboneEngine> make_openvino_engine(const ModelConfig& config, int threads, Precision precision);
+std::unique_ptr<BackboneEngine> make_openvino_engine(const ModelConfig& config, int threads,
+                                                     Precision precision);
 bool torch_cuda_available();
 
 }  // namespace imgpipe

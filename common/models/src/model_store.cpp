@@ -148,7 +148,8 @@ Precision precision_from_string(const std::string& text) {
 
 fs::path ModelConfig::onnx_path() const {
   if (!backbone.onnx) {
-    throw ModelError("model " + name + " has no ONNX file for the openvino engine (make one with scripts/export-onnx)");
+    throw ModelError("model " + name +
+                     " has no ONNX file for the openvino engine (make one with scripts/export-onnx)");
   }
   return dir / backbone.onnx->file;
 }
@@ -181,7 +182,8 @@ json ModelConfig::to_json() const {
   // version).
   if (input.crop != 1.0) out["input"]["crop"] = input.crop;
   // The engine fields likewise only when set, so entries made before engines existed keep their version.
-  if (backbone.onnx) out["backbone"]["onnx"] = {{"file", backbone.onnx->file}, {"sha256", backbone.onnx->sha256}};
+  if (backbone.onnx)
+    out["backbone"]["onnx"] = {{"file", backbone.onnx->file}, {"sha256", backbone.onnx->sha256}};
   if (backbone.engine != Engine::libtorch) out["backbone"]["engine"] = to_string(backbone.engine);
   if (backbone.precision != Precision::f32) out["backbone"]["precision"] = to_string(backbone.precision);
   if (backbone.batch_size > 0) out["backbone"]["batch_size"] = backbone.batch_size;
@@ -268,7 +270,8 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& name) {
                                         field<std::string>(onnx, "sha256", where + " backbone onnx")};
     }
     if (backbone.contains("engine")) {
-      config.backbone.engine = engine_from_string(field<std::string>(backbone, "engine", where + " backbone"));
+      config.backbone.engine =
+          engine_from_string(field<std::string>(backbone, "engine", where + " backbone"));
     }
     if (backbone.contains("precision")) {
       config.backbone.precision =
@@ -282,7 +285,8 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& name) {
   }
   if (backbone.contains("batch_size")) {
     config.backbone.batch_size = field<int>(backbone, "batch_size", where + " backbone");
-    if (config.backbone.batch_size < 1) throw ModelError(where + ": backbone batch_size must be within 1..4096");
+    if (config.backbone.batch_size < 1)
+      throw ModelError(where + ": backbone batch_size must be within 1..4096");
   }
   if (config.backbone.batch_size < 0 || config.backbone.batch_size > 4096) {
     throw ModelError(where + ": backbone batch_size must be within 1..4096");
@@ -348,7 +352,8 @@ ModelConfig ModelStore::load(const std::string& name) const {
   config.version = sha256_hex(text.data(), text.size()).substr(0, 12);
   check_file(dir, config.backbone.file, config.backbone.sha256, "model " + name + ": backbone");
   if (config.backbone.onnx) {
-    check_file(dir, config.backbone.onnx->file, config.backbone.onnx->sha256, "model " + name + ": ONNX backbone");
+    check_file(dir, config.backbone.onnx->file, config.backbone.onnx->sha256,
+               "model " + name + ": ONNX backbone");
   }
   if (config.classifier) {
     check_file(dir, config.classifier->file, config.classifier->sha256, "model " + name + ": classifier");

@@ -37,19 +37,19 @@ class OpenVinoEngine final : public BackboneEngine {
   FeatureRows forward(const float* nchw, int count) const override {
     Lease lease(*this);
     try {
-      const ov::Tensor pixels(ov::element::f32,
-                              ov::Shape{static_cast<std::size_t>(count), static_cast<std::size_t>(input_.channels),
-                                        static_cast<std::size_t>(input_.height),
-                                        static_cast<std::size_t>(input_.width)},
-                              const_cast<float*>(nchw));
+      const ov::Tensor pixels(
+          ov::element::f32,
+          ov::Shape{static_cast<std::size_t>(count), static_cast<std::size_t>(input_.channels),
+                    static_cast<std::size_t>(input_.height), static_cast<std::size_t>(input_.width)},
+          const_cast<float*>(nchw));
       lease.request.set_input_tensor(pixels);
       lease.request.infer();
       const ov::Tensor features = lease.request.get_output_tensor();
       const float* data = features.data<const float>();
       const auto rows = static_cast<std::int64_t>(features.get_shape().at(0));
       if (rows != count) {
-        throw ModelError("the ONNX backbone returned " + std::to_string(rows) + " rows for " + std::to_string(count) +
-                         " images");
+        throw ModelError("the ONNX backbone returned " + std::to_string(rows) + " rows for " +
+                         std::to_string(count) + " images");
       }
       return FeatureRows{std::vector<float>(data, data + features.get_size()),
                          static_cast<std::int64_t>(features.get_size()) / std::max<std::int64_t>(1, rows)};
@@ -92,8 +92,10 @@ class OpenVinoEngine final : public BackboneEngine {
 
 }  // namespace
 
-std::unique_ptr<BackboneEngine> make_openvino_engine(const ModelConfig& config, int threads, Precision precision) {
-  const int chosen = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+std::unique_ptr<BackboneEngine> make_openvino_engine(const ModelConfig& config, int threads,
+                                                     Precision precision) {
+  const int chosen =
+      threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   return std::make_unique<OpenVinoEngine>(config, chosen, precision);
 }
 

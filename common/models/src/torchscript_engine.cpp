@@ -12,7 +12,8 @@ namespace {
 class TorchScriptEngine final : public BackboneEngine {
  public:
   TorchScriptEngine(const ModelConfig& config, bool use_cuda)
-      : input_(config.input), device_(use_cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU)) {
+      : input_(config.input),
+        device_(use_cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU)) {
     description_ = "libtorch " + device_.str();
     try {
       module_ = torch::jit::load(config.backbone_path().string(), device_);
@@ -31,12 +32,13 @@ class TorchScriptEngine final : public BackboneEngine {
 
   FeatureRows forward(const float* nchw, int count) const override {
     torch::InferenceMode inference;
-    auto batch = torch::from_blob(const_cast<float*>(nchw), {count, input_.channels, input_.height, input_.width},
-                                  torch::kFloat)
+    auto batch = torch::from_blob(const_cast<float*>(nchw),
+                                  {count, input_.channels, input_.height, input_.width}, torch::kFloat)
                      .to(device_);
     // forward() is const on the module's data; the jit API just is not const-qualified.
     auto result = const_cast<torch::jit::Module&>(module_).forward({batch});
-    if (!result.isTensor()) throw ModelError("the TorchScript backbone returned " + result.tagKind() + ", not a tensor");
+    if (!result.isTensor())
+      throw ModelError("the TorchScript backbone returned " + result.tagKind() + ", not a tensor");
     auto features = result.toTensor().to(torch::kCPU, torch::kFloat).contiguous().flatten(1);
     const float* data = features.data_ptr<float>();
     return FeatureRows{std::vector<float>(data, data + features.numel()), features.size(1)};

@@ -107,8 +107,8 @@ int run_stage_worker(const WorkerConfig& config, const std::atomic<bool>& stop,
   const std::string endpoint = metrics->endpoint();
   log.info("starting " + stages + " on " + options.queue + " via " + address.redacted() + ", models " +
            settings.store.root().string() + ", forward batch " +
-           (config.batch_size > 0 ? std::to_string(config.batch_size) : std::string("from model.json")) + ", prefetch " +
-           std::to_string(config.prefetch) + ", metrics " +
+           (config.batch_size > 0 ? std::to_string(config.batch_size) : std::string("from model.json")) +
+           ", prefetch " + std::to_string(config.prefetch) + ", metrics " +
            (endpoint.empty() ? std::string("off") : "http://" + endpoint + "/metrics"));
   try {
     CodecLimits codec_limits;

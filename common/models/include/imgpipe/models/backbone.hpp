@@ -1,5 +1,5 @@
-// The feature extractor: a CNN run by one of two engines (model_store.hpp's Engine). LibTorch and OpenVINO stay
-// inside the engines' .cpp files: this header is cheap to include.
+// The feature extractor: a CNN run by one of two engines (model_store.hpp's Engine). LibTorch and OpenVINO
+// stay inside the engines' .cpp files: this header is cheap to include.
 #pragma once
 
 #include <memory>
@@ -14,9 +14,9 @@
 namespace imgpipe {
 
 struct ComputeOptions {
-  int threads = 0;         // intra-op threads of the engine; 0 = one per core
-  int batch_size = 0;      // images per forward pass; 0 = the model's own (model.json), else 32
-  bool allow_cuda = true;  // use CUDA when LibTorch was built with it and a device is present
+  int threads = 0;                     // intra-op threads of the engine; 0 = one per core
+  int batch_size = 0;                  // images per forward pass; 0 = the model's own (model.json), else 32
+  bool allow_cuda = true;              // use CUDA when LibTorch was built with it and a device is present
   std::optional<Engine> engine;        // overrides model.json's engine
   std::optional<Precision> precision;  // overrides model.json's precision
 };

@@ -92,7 +92,7 @@ struct ModelConfig {
   std::vector<std::string> classes;
 
   std::filesystem::path backbone_path() const { return dir / backbone.file; }
-  std::filesystem::path onnx_path() const;  // throws ModelError when the model has no ONNX file
+  std::filesystem::path onnx_path() const;        // throws ModelError when the model has no ONNX file
   std::filesystem::path classifier_path() const;  // throws ModelError when there is no classifier
   nlohmann::json to_json() const;
   static ModelConfig from_json(const nlohmann::json& json, const std::string& name);  // throws ModelError

@@ -27,11 +27,13 @@ inline void add_worker_flags(CLI::App& app, WorkerConfig& config, SecretUrlFlags
       ->envname("IMGPIPE_BATCH_SIZE")
       ->check(CLI::Range(0, 4096))
       ->capture_default_str();
-  app.add_option("--engine", config.engine, "Engine of the forward pass (default: the model's own, from model.json)")
+  app.add_option("--engine", config.engine,
+                 "Engine of the forward pass (default: the model's own, from model.json)")
       ->envname("IMGPIPE_ENGINE")
       ->check(CLI::IsMember({"libtorch", "openvino"}));
-  app.add_option("--precision", config.precision,
-                 "Arithmetic of the forward pass: f32, or bf16 on the openvino engine (default: the model's own)")
+  app.add_option(
+         "--precision", config.precision,
+         "Arithmetic of the forward pass: f32, or bf16 on the openvino engine (default: the model's own)")
       ->envname("IMGPIPE_PRECISION")
       ->check(CLI::IsMember({"f32", "bf16"}));
   app.add_option("--prefetch", config.prefetch, "Unacknowledged messages held at once")
