@@ -104,11 +104,17 @@ int main(int argc, char** argv) {
   const JobRef job{"bench", "imgpipe.results.bench", model, ""};
   std::size_t wire[4] = {0, 0, 0, 0};
   std::size_t counted = 0;
+  std::size_t preprocessed = 0;
+  double preprocess_seconds = 0.0;  // one thread decoding and fitting: what one preprocess core does
   for_each_batch(
       job_inputs, job, settings,
       [&](ImageBatch&& images_batch) {
         wire[0] += encode(images_batch).size();
+        const auto preprocess_start = std::chrono::steady_clock::now();
         auto pixels = preprocess.process(images_batch);
+        preprocess_seconds +=
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - preprocess_start).count();
+        preprocessed += images_batch.images.size();
         if (!pixels.next) return;
         wire[1] += encode(*pixels.next).size();
         auto features = feature.process(*pixels.next);
@@ -130,6 +136,10 @@ int main(int argc, char** argv) {
             << "\n"
             << "max_abs_feature " << max_abs_reference << "\n"
             << std::fixed << std::setprecision(1);
+  if (preprocessed > 0 && preprocess_seconds > 0.0) {
+    std::cout << "preprocess_images_per_s_one_thread "
+              << static_cast<double>(preprocessed) / preprocess_seconds << "\n";
+  }
   if (counted > 0) {
     const char* edges[4] = {"images", "pixels", "features", "results"};
     std::size_t total = 0;
