@@ -1,29 +1,55 @@
 #include "imgpipe/transport/local/local_pipeline.hpp"
 
+#include <algorithm>
+
 namespace imgpipe {
 namespace {
 
-// The stages that turn images into features: from the first stage to the one giving features.
-StageChain feature_chain(const StageChain& whole) {
-  std::vector<std::shared_ptr<Stage>> stages;
-  for (const auto& stage : whole.stages()) {
-    stages.push_back(stage);
-    if (stage->output_kind() == BatchKind::features) break;
-  }
-  return StageChain(std::move(stages));
+using Stages = std::vector<std::shared_ptr<Stage>>;
+
+// Where `whole` is cut after the stage giving `kind` batches (after the last stage if none does).
+Stages::const_iterator cut_after(const StageChain& whole, BatchKind kind) {
+  const Stages& stages = whole.stages();
+  const auto giving = std::find_if(stages.begin(), stages.end(),
+                                   [&](const auto& stage) { return stage->output_kind() == kind; });
+  return giving == stages.end() ? giving : giving + 1;
+}
+
+StageChain up_to(const StageChain& whole, BatchKind kind) {
+  return StageChain(Stages(whole.stages().begin(), cut_after(whole, kind)));
+}
+
+StageChain after(const StageChain& whole, BatchKind kind) {
+  return StageChain(Stages(cut_after(whole, kind), whole.stages().end()));
 }
 
 }  // namespace
 
 LocalPipeline::LocalPipeline(ModelStore store, ComputeOptions compute, DecodeLimits limits)
-    : whole_(make_full_chain({std::move(store), compute, limits, {}})), to_features_(feature_chain(whole_)) {}
+    : LocalPipeline(make_full_chain({std::move(store), compute, limits, {}})) {}
+
+LocalPipeline::LocalPipeline(const StageChain& whole)
+    : to_features_(up_to(whole, BatchKind::features)),
+      to_pixels_(up_to(whole, BatchKind::pixels)),
+      after_pixels_(after(whole, BatchKind::pixels)) {}
 
 LocalPipeline::~LocalPipeline() = default;
 
 std::vector<ResultBatch> LocalPipeline::run(const ImageBatch& batch) {
-  StageChain::Outcome outcome = whole_.run(batch);
-  if (outcome.out) outcome.failures.push_back(std::get<ResultBatch>(std::move(*outcome.out)));
-  return std::move(outcome.failures);
+  return infer(decode(batch));
+}
+
+StageChain::Outcome LocalPipeline::decode(const ImageBatch& batch) {
+  return to_pixels_.run(batch);
+}
+
+std::vector<ResultBatch> LocalPipeline::infer(StageChain::Outcome decoded) {
+  std::vector<ResultBatch> answers = std::move(decoded.failures);
+  if (!decoded.out) return answers;
+  StageChain::Outcome outcome = after_pixels_.run(std::move(*decoded.out));
+  for (auto& failure : outcome.failures) answers.push_back(std::move(failure));
+  if (outcome.out) answers.push_back(std::get<ResultBatch>(std::move(*outcome.out)));
+  return answers;
 }
 
 FeatureBatch LocalPipeline::features(const ImageBatch& batch, std::vector<ImageResult>& errors) {
