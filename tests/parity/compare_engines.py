@@ -9,13 +9,9 @@ below --min-agreement, when any top-1 probability moved by more than --max-score
 not give the same set of photos a label (an engine must not fail an image the other reads).
 """
 import argparse
-import json
 import sys
 
-
-def read_lines(path):
-    with open(path, encoding="utf-8") as f:
-        return {line["image"]: line for line in map(json.loads, filter(str.strip, f))}
+from compare import read_lines  # one JSON Lines reader for both parity scripts (this folder is on sys.path)
 
 
 def main():

@@ -16,12 +16,7 @@ namespace imgpipe {
 namespace fs = std::filesystem;
 
 ComputeOptions compute_options(const ToolOptions& tool, int forward_batch) {
-  ComputeOptions compute;
-  compute.threads = tool.threads;
-  compute.batch_size = forward_batch;
-  if (!tool.engine.empty()) compute.engine = engine_from_string(tool.engine);
-  if (!tool.precision.empty()) compute.precision = precision_from_string(tool.precision);
-  return compute;
+  return compute_options_from(tool.threads, forward_batch, tool.engine, tool.precision);
 }
 
 int train_command(const ToolOptions& tool, const TrainOptions& options) {

@@ -23,6 +23,16 @@ std::unique_ptr<BackboneEngine> make_engine(const ModelConfig& config, const Com
 
 }  // namespace
 
+ComputeOptions compute_options_from(int threads, int batch_size, const std::string& engine,
+                                    const std::string& precision) {
+  ComputeOptions options;
+  options.threads = threads;
+  options.batch_size = batch_size;
+  if (!engine.empty()) options.engine = engine_from_string(engine);
+  if (!precision.empty()) options.precision = precision_from_string(precision);
+  return options;
+}
+
 Backbone::Backbone(std::unique_ptr<BackboneEngine> engine, const ModelConfig& config, int batch_size)
     : engine_(std::move(engine)),
       model_name_(config.name),

@@ -42,16 +42,6 @@ std::shared_ptr<WorkerMetrics> start_metrics(const WorkerConfig& config, const s
   return metrics;
 }
 
-// What the flags ask of the feature engine; the model's own choices (model.json) fill in the rest.
-ComputeOptions compute_options(const WorkerConfig& config) {
-  ComputeOptions compute;
-  compute.threads = config.threads;
-  compute.batch_size = config.batch_size;
-  if (!config.engine.empty()) compute.engine = engine_from_string(config.engine);
-  if (!config.precision.empty()) compute.precision = precision_from_string(config.precision);
-  return compute;
-}
-
 }  // namespace
 
 int run_stage_worker(const WorkerConfig& config, const std::atomic<bool>& stop,
@@ -82,14 +72,15 @@ int run_stage_worker(const WorkerConfig& config, const std::atomic<bool>& stop,
     log.error("bad --metrics-address: " + std::string(error.what()));
     return 2;
   }
-  StageSettings settings{ModelStore(config.models),
-                         compute_options(config),
-                         {},
-                         [metrics, &log](const ModelConfig& model, std::chrono::duration<double> took) {
-                           metrics->model_loaded(took);
-                           log.info("loaded model " + model.name + " version " + model.version + " in " +
-                                    std::to_string(took.count()) + " s");
-                         }};
+  StageSettings settings{
+      ModelStore(config.models),
+      compute_options_from(config.threads, config.batch_size, config.engine, config.precision),
+      {},
+      [metrics, &log](const ModelConfig& model, std::chrono::duration<double> took) {
+        metrics->model_loaded(took);
+        log.info("loaded model " + model.name + " version " + model.version + " in " +
+                 std::to_string(took.count()) + " s");
+      }};
   settings.limits.max_pixels = config.max_pixels;
   settings.limits.max_file_bytes = static_cast<std::size_t>(config.max_file_bytes);
   // The intra-op thread count is process-wide: set it where a stage runs the network.

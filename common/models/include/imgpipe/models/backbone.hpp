@@ -21,6 +21,11 @@ struct ComputeOptions {
   std::optional<Precision> precision;  // overrides model.json's precision
 };
 
+// ComputeOptions from command-line values: empty engine/precision = the model's own. Throws ModelError naming
+// the choices for an unknown one.
+ComputeOptions compute_options_from(int threads, int batch_size, const std::string& engine,
+                                    const std::string& precision);
+
 // Images per forward pass when neither the worker nor model.json says.
 inline constexpr int kDefaultForwardBatch = 32;
 
