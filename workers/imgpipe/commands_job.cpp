@@ -69,6 +69,9 @@ void run_on_broker(const ToolOptions& tool, const std::vector<JobInput>& to_publ
   broker_settings.idle_timeout = std::chrono::seconds(options.idle_timeout_seconds);
   broker_settings.connection = publisher_connection(options.delivery_limit);
   broker_settings.job_id = job_id;
+  broker_settings.window.fixed_images = static_cast<std::size_t>(options.in_flight_images);
+  broker_settings.window.max_bytes = static_cast<std::size_t>(options.in_flight_mb) << 20;
+  broker_settings.window.drain_every_bytes = static_cast<std::size_t>(options.drain_every_mb) << 20;
   broker_settings.journal = journal;
   if (options.publish_delay_ms > 0) {
     broker_settings.after_publish = [delay = std::chrono::milliseconds(options.publish_delay_ms)] {

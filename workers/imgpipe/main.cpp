@@ -100,6 +100,30 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
 
+  submit
+      ->add_option("--in-flight-images", submit_job.in_flight_images,
+                   "Images of the job in the broker at once (published, not yet answered); 0: adapt, from 4 "
+                   "batches up to 4096, to keep the workers busy with little queueing (docs/architecture.md)")
+      ->envname("IMGPIPE_IN_FLIGHT_IMAGES")
+      ->check(CLI::Range(0, 1000000))
+      ->capture_default_str();
+  submit
+      ->add_option("--in-flight-mb", submit_job.in_flight_mb,
+                   "Encoded image bytes of the job in the broker at once, in MiB; keep it well below the "
+                   "broker's free disk and memory (docs/deploy.md)")
+      ->envname("IMGPIPE_IN_FLIGHT_MB")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+
+  submit
+      ->add_option(
+          "--drain-every-mb", submit_job.drain_every_mb,
+          "After this many MiB published, wait until everything in flight is answered before "
+          "publishing more, so the broker can truncate its queue logs (docs/deploy.md#broker-sizing)")
+      ->envname("IMGPIPE_DRAIN_EVERY_MB")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+
   imgpipe::StatusOptions status_options;
   auto* status =
       app.add_subcommand("status", "Queue depths, consumers and rates per stage; a job's progress");

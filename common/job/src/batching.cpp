@@ -3,31 +3,37 @@
 #include <iomanip>
 #include <random>
 #include <sstream>
+#include <utility>
 
 namespace imgpipe {
 
-void for_each_batch(const std::vector<JobInput>& inputs, const JobRef& job, const JobSettings& settings,
-                    const std::function<void(ImageBatch&&)>& on_batch, const ResultSink& sink) {
-  ImageBatch batch{job, {}};
+BatchReader::BatchReader(const std::vector<JobInput>& inputs, JobRef job, const JobSettings& settings,
+                         ResultSink sink)
+    : inputs_(inputs), job_(std::move(job)), settings_(settings), sink_(std::move(sink)) {}
+
+std::optional<ImageBatch> BatchReader::next() {
+  ImageBatch batch{job_, {}};
   std::size_t batch_bytes = 0;
-  auto flush = [&] {
-    if (batch.images.empty()) return;
-    on_batch(std::move(batch));
-    batch = ImageBatch{job, {}};
-    batch_bytes = 0;
-  };
-  for (const auto& input : inputs) {
-    if (settings.stop != nullptr && *settings.stop) throw JobInterrupted("interrupted while reading inputs");
-    ReadOutcome outcome = read_input(input, settings.max_file_bytes);
+  while (position_ < inputs_.size()) {
+    if (settings_.stop != nullptr && *settings_.stop)
+      throw JobInterrupted("interrupted while reading inputs");
+    ReadOutcome outcome = read_input(inputs_[position_++], settings_.max_file_bytes);
     if (outcome.error) {
-      sink(*outcome.error, "");
+      sink_(*outcome.error, "");
       continue;
     }
     batch_bytes += outcome.image->bytes.size();
     batch.images.push_back(std::move(*outcome.image));
-    if (batch.images.size() >= settings.batch_size || batch_bytes >= settings.max_batch_bytes) flush();
+    if (batch.images.size() >= settings_.batch_size || batch_bytes >= settings_.max_batch_bytes) break;
   }
-  flush();
+  if (batch.images.empty()) return std::nullopt;
+  return batch;
+}
+
+void for_each_batch(const std::vector<JobInput>& inputs, const JobRef& job, const JobSettings& settings,
+                    const std::function<void(ImageBatch&&)>& on_batch, const ResultSink& sink) {
+  BatchReader reader(inputs, job, settings, sink);
+  while (auto batch = reader.next()) on_batch(std::move(*batch));
 }
 
 std::string new_job_id() {

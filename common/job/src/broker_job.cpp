@@ -1,8 +1,9 @@
 #include "imgpipe/job/broker_job.hpp"
 
-#include <thread>
+#include <optional>
 
 #include "imgpipe/job/dead_letters.hpp"
+#include "imgpipe/job/in_flight_window.hpp"
 #include "imgpipe/job/progress.hpp"
 #include "imgpipe/messages/codec.hpp"
 #include "imgpipe/messages/protocol.hpp"
@@ -57,13 +58,16 @@ std::string run_broker_job(const BrokerAddress& address, const std::vector<JobIn
   const JobRef job{job_id, channel.result_queue(), settings.job.model, "", settings.job.top_k};
   Progress progress("job " + job_id, results.total(), settings.job.show_progress);
   progress.update(results.done(), results.failed());
+  InFlightWindow window(settings.window, settings.job.batch_size);
 
-  // Publish everything first (the confirm window bounds memory); results that arrive meanwhile wait in
-  // the durable result queue. Every few batches, wait for the broker's confirms and journal those images
-  // as published: a resumed job publishes again exactly the images not journaled.
+  // Publishing and collecting take turns: a batch goes out only while the job's images in flight (published,
+  // not answered) fit the window, so the job never becomes a backlog the broker cannot hold. Every few
+  // batches, wait for the broker's confirms and journal those images as published: a resumed job publishes
+  // again exactly the images not journaled.
   std::vector<std::string> unjournaled;
   std::size_t batches_in_group = 0;
   auto journal_published = [&] {
+    if (unjournaled.empty()) return;
     // A broker under a memory or disk alarm confirms nothing until it clears, however long that takes: wait
     // it out. 120 s without confirms from a broker that is not blocked is a failure.
     channel.wait_confirms(std::chrono::seconds(120), JobChannel::AlarmWait::wait_out);
@@ -71,32 +75,48 @@ std::string run_broker_job(const BrokerAddress& address, const std::vector<JobIn
     unjournaled.clear();
     batches_in_group = 0;
   };
-  for_each_batch(
-      inputs, job, settings.job,
-      [&](ImageBatch&& batch) {
-        for (const auto& image : batch.images) unjournaled.push_back(image.image_id);
-        Headers tags{{headers::job, job_id}};
-        stamp_published(tags);  // the first stage measures queue wait from here
-        channel.publish({queue_for(BatchKind::images), encode(batch), std::move(tags)});
-        if (settings.after_publish) settings.after_publish();
-        if (++batches_in_group >= std::max<std::size_t>(settings.journal_group, 1)) journal_published();
-      },
-      [&](const ImageResult& result, const std::string& version) {
-        if (results.add(result, version) && settings.journal != nullptr)
-          settings.journal->results({{result, version}});
-      });
-  journal_published();
+  BatchReader reader(inputs, job, settings.job, [&](const ImageResult& result, const std::string& version) {
+    if (results.add(result, version) && settings.journal != nullptr)
+      settings.journal->results({{result, version}});
+  });
+  std::optional<ImageBatch> waiting;  // read, not yet admitted by the window
+  bool inputs_left = true;
+  auto publish_what_fits = [&] {
+    while (inputs_left) {
+      if (!waiting) waiting = reader.next();
+      if (!waiting) {
+        inputs_left = false;
+        journal_published();
+        return;
+      }
+      std::size_t bytes = 0;
+      for (const auto& image : waiting->images) bytes += image.bytes.size();
+      if (!window.admits(waiting->images.size(), bytes)) return;
+      for (const auto& image : waiting->images) {
+        unjournaled.push_back(image.image_id);
+        window.published(image.image_id, image.bytes.size());
+      }
+      Headers tags{{headers::job, job_id}};
+      stamp_published(tags);  // the first stage measures queue wait from here
+      channel.publish({queue_for(BatchKind::images), encode(*waiting), std::move(tags)});
+      waiting.reset();
+      if (settings.after_publish) settings.after_publish();
+      if (++batches_in_group >= std::max<std::size_t>(settings.journal_group, 1)) journal_published();
+    }
+  };
 
   std::size_t nameless_dead_letters = 0;
   auto last_progress = std::chrono::steady_clock::now();
-  while (!results.complete()) {
+  while (true) {
     // The result queue is left in place: what the workers still send is kept there (x-expires) for later.
     if (settings.job.stop != nullptr && *settings.job.stop) {
       progress.finish(results.done(), results.failed());
-      throw JobInterrupted("interrupted while waiting for results of job " + job_id + " (they stay in " +
+      throw JobInterrupted("interrupted while running job " + job_id + " (its results so far stay in " +
                            channel.result_queue() + "; `imgpipe submit --resume " + job_id +
-                           "` collects them)");
+                           "` finishes it)");
     }
+    publish_what_fits();
+    if (results.complete()) break;
     auto message = channel.next_result(std::chrono::milliseconds(500));
     if (!message) {
       if (std::chrono::steady_clock::now() - last_progress > settings.idle_timeout) {
@@ -128,9 +148,11 @@ std::string run_broker_job(const BrokerAddress& address, const std::vector<JobIn
     // journal, or gets them again from the queue (a duplicate, ignored).
     if (settings.journal != nullptr) settings.journal->results(fresh);
     for (const auto& delivery : taken) channel.ack(delivery.delivery_tag);
+    const auto now = std::chrono::steady_clock::now();
+    for (const auto& [result, version] : fresh) window.answered(result.image_id, now);
     progress.update(results.done(), results.failed());
     if (settings.on_progress) settings.on_progress(results);
-    last_progress = std::chrono::steady_clock::now();
+    last_progress = now;
   }
   progress.finish(results.done(), results.failed());
   channel.delete_result_queue();

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstddef>
 #include <functional>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -31,6 +32,22 @@ struct JobSettings {
 };
 
 using ResultSink = std::function<void(const ImageResult&, const std::string& model_version)>;
+
+// Reads inputs in order and groups them into image batches of the job, one batch per call; unreadable files
+// go straight to `sink` on the way. Keeps a reference to `inputs`, which must outlive it.
+class BatchReader {
+ public:
+  BatchReader(const std::vector<JobInput>& inputs, JobRef job, const JobSettings& settings, ResultSink sink);
+  // The next batch, or nullopt once every input was read. Throws JobInterrupted on a stop signal.
+  std::optional<ImageBatch> next();
+
+ private:
+  const std::vector<JobInput>& inputs_;
+  std::size_t position_ = 0;
+  JobRef job_;
+  JobSettings settings_;
+  ResultSink sink_;
+};
 
 // Reads inputs and groups them into image batches of the job; unreadable files go straight to `sink`.
 void for_each_batch(const std::vector<JobInput>& inputs, const JobRef& job, const JobSettings& settings,

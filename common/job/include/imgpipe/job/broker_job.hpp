@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "imgpipe/job/batching.hpp"
+#include "imgpipe/job/in_flight_window.hpp"
 #include "imgpipe/job/journal.hpp"
 #include "imgpipe/job/results.hpp"
 #include "imgpipe/transport/amqp/broker.hpp"
@@ -16,6 +17,7 @@ namespace imgpipe {
 struct BrokerJobSettings {
   JobSettings job;
   PublisherOptions connection;
+  WindowLimits window;                     // how much of the job may be in the broker at once
   std::chrono::seconds idle_timeout{600};  // give up when no result arrived for this long
   std::string job_id;                      // empty: a new one; the caller may need it before the job starts
   std::function<void(const JobResults&)> on_progress;  // after each result message; may be empty
@@ -28,10 +30,10 @@ struct BrokerJobSettings {
   std::function<void()> after_publish;
 };
 
-// Publishes `inputs` as the job's image batches, then collects results until `results` (which may hold
-// more images than `inputs`, and answers already, when a job is resumed) is complete. A dead letter of the
-// job (dead_letters.hpp) answers each image it carried with an error. Returns the job id. Throws
-// BrokerError when the broker cannot be reached or the job stalls.
+// Publishes `inputs` as the job's image batches, no more at once than the window admits, and collects results
+// until `results` (which may hold more images than `inputs`, and answers already, when a job is resumed) is
+// complete. A dead letter of the job (dead_letters.hpp) answers each image it carried with an error. Returns
+// the job id. Throws BrokerError when the broker cannot be reached or the job stalls.
 std::string run_broker_job(const BrokerAddress& address, const std::vector<JobInput>& inputs,
                            const BrokerJobSettings& settings, JobResults& results, const LogFn& log);
 
