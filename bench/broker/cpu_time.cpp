@@ -74,4 +74,18 @@ CpuUse cpu_between(const CpuSample& start, const CpuSample& end) {
   return use;
 }
 
+std::optional<double> resident_megabytes(pid_t pid) {
+  std::ifstream file("/proc/" + std::to_string(pid) + "/status");
+  std::string key;
+  while (file >> key) {
+    if (key == "VmRSS:") {
+      double kilobytes = 0.0;
+      file >> kilobytes;
+      return kilobytes * 1024.0 / 1e6;
+    }
+    file.ignore(4096, '\n');
+  }
+  return std::nullopt;
+}
+
 }  // namespace imgpipe::bench

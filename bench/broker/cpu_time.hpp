@@ -25,4 +25,7 @@ struct CpuUse {
 };
 CpuUse cpu_between(const CpuSample& start, const CpuSample& end);
 
+// The process's resident memory (VmRSS) in MB, or nullopt: what a broker holding a backlog costs.
+std::optional<double> resident_megabytes(pid_t pid);
+
 }  // namespace imgpipe::bench

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 
 #include "cpu_time.hpp"
 #include "imgpipe/ops/broker_address.hpp"
@@ -39,6 +40,7 @@ struct LoadResult {
   std::uint64_t published = 0;      // messages published in it, all queues
   std::uint64_t backlog_after = 0;  // published but not yet consumed at its end, all queues
   CpuUse cpu;
+  std::optional<double> broker_rss_mb;  // at its end
 };
 
 // Declares the queues, runs, stops every client, and deletes the queues. Throws BrokerError.

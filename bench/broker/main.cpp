@@ -139,6 +139,7 @@ int main(int argc, char** argv) {
                            1)
                    : std::string("-"));
     }
+    if (result.broker_rss_mb) line << " broker_rss_MB=" << fixed(*result.broker_rss_mb, 0);
     line << " bench_cpu_cores=" << fixed(result.cpu.self, 2)
          << " machine_busy_cores=" << fixed(result.cpu.machine, 2) << " load1=" << load_average()
          << " backlog=" << result.backlog_after;
