@@ -201,11 +201,17 @@ LoadResult run_load(const LoadOptions& options, const Messages& messages) {
   for (auto& thread : publishers) thread.join();
   stop_consumers = true;
   for (auto& thread : consumers) thread.join();
-  failures.rethrow();
+  // The queues go even after a failure: on a shared broker they would otherwise stay, messages and all.
   if (options.queue_kind == QueueKind::stage) {
-    BrokerSession session(options.address, broker_options);
-    for (const auto& lane : lanes) session.delete_queue(lane->queue);
+    try {
+      BrokerSession session(options.address, broker_options);
+      for (const auto& lane : lanes) session.delete_queue(lane->queue);
+    } catch (const std::exception& error) {
+      if (!failures.failed()) throw;
+      log_line("warn", std::string("could not delete the bench queues: ") + error.what());
+    }
   }
+  failures.rethrow();
 
   LoadResult result;
   result.seconds = end_cpu.wall - start_cpu.wall;

@@ -144,7 +144,11 @@ int main(int argc, char** argv) {
          << " machine_busy_cores=" << fixed(result.cpu.machine, 2) << " load1=" << load_average()
          << " backlog=" << result.backlog_after;
     std::cout << line.str() << std::endl;
-    return result.consumed > 0 ? 0 : 1;
+    if (result.consumed == 0) {
+      std::cerr << "imgpipe-broker-bench: no message was consumed in " << fixed(result.seconds, 1) << " s\n";
+      return 1;
+    }
+    return 0;
   } catch (const CLI::Error& error) {
     return app.exit(error);
   } catch (const std::exception& error) {
