@@ -72,7 +72,8 @@ class Connection {
   void purge_queue(const std::string& name);
   void delete_queue(const std::string& name);
 
-  std::string consume(const std::string& queue);  // manual acks; returns the consumer tag
+  // Manual acks; returns the consumer tag. `arguments`: e.g. x-stream-offset for a stream.
+  std::string consume(const std::string& queue, const Arguments& arguments = {});
   void cancel(const std::string& consumer_tag);
   std::optional<IncomingMessage> get(const std::string& queue);  // basic.get, acked by the broker at once
 

@@ -4,11 +4,14 @@
 #include "amqp_connection.hpp"
 #include "topology.hpp"
 
+#include <algorithm>
+
 namespace imgpipe {
 
 struct BrokerSession::Impl {
   BrokerOptions options;
   amqp::Connection connection;
+  bool confirms = false;
   Impl(const BrokerAddress& address, const BrokerOptions& opts) : options(opts), connection(address, opts) {}
 };
 
@@ -19,6 +22,10 @@ BrokerSession::~BrokerSession() = default;
 
 void BrokerSession::declare_topology() {
   topology::declare_pipeline(impl_->connection, impl_->options);
+}
+
+void BrokerSession::declare_cancellations() {
+  topology::declare_cancellations(impl_->connection);
 }
 
 void BrokerSession::declare_stage_queue(const std::string& name) {
@@ -37,6 +44,30 @@ std::optional<IncomingMessage> BrokerSession::get(const std::string& queue) {
 
 void BrokerSession::purge(const std::string& queue) {
   impl_->connection.purge_queue(queue);
+}
+
+void BrokerSession::publish(const OutgoingMessage& message, std::chrono::seconds timeout) {
+  Impl& s = *impl_;
+  if (!s.confirms) {
+    s.connection.enable_confirms();
+    s.confirms = true;
+  }
+  const std::uint64_t sequence = s.connection.publish(message);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto event = s.connection.next_event(std::max(left, std::chrono::milliseconds(0)));
+    if (!event) continue;
+    const auto* confirm = std::get_if<amqp::Confirm>(&*event);
+    if (confirm == nullptr) continue;  // a session consumes nothing; nothing else concerns us
+    if (confirm->sequence == sequence || (confirm->multiple && confirm->sequence > sequence)) {
+      if (!confirm->ack) throw BrokerError("the broker refused (nacked) a publish to " + message.routing_key);
+      return;
+    }
+  }
+  throw BrokerError("no confirm from the broker within " + std::to_string(timeout.count()) +
+                    " s for a publish to " + message.routing_key);
 }
 
 void BrokerSession::delete_queue(const std::string& queue) {

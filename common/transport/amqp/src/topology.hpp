@@ -4,6 +4,7 @@
 #include "amqp_connection.hpp"
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 
 namespace imgpipe::topology {
@@ -11,7 +12,16 @@ namespace imgpipe::topology {
 // Exchanges imgpipe.dlx (direct) and imgpipe.dead.jobs (headers), and queue imgpipe.dead.
 void declare_dead_letters(amqp::Connection& connection);
 
-// The dead letters and the queue of every stage of the graph.
+// The stream of cancel records (queues::cancelled): durable, with a small bounded retention (its newest
+// records, at most a day old), which workers and publishers read from its start.
+void declare_cancellations(amqp::Connection& connection);
+
+// Starts reading the cancel records from the stream's first retained one. A stream consumer needs a
+// prefetch (basic.qos) in force when it is created; `prefetch` is set for it and then left in force.
+// Returns the consumer tag.
+std::string consume_cancellations(amqp::Connection& connection, std::uint16_t prefetch);
+
+// The dead letters, the cancel records and the queue of every stage of the graph.
 void declare_pipeline(amqp::Connection& connection, const QueueSetup& setup);
 
 // A quorum stage queue: durable, x-delivery-limit, dead-lettered to imgpipe.dlx under its own name, with
