@@ -71,25 +71,32 @@ std::string run_broker_job(const BrokerAddress& address, const std::vector<JobIn
     unjournaled.clear();
     batches_in_group = 0;
   };
-  for_each_batch(
-      inputs, job, settings.job,
-      [&](ImageBatch&& batch) {
-        for (const auto& image : batch.images) unjournaled.push_back(image.image_id);
-        Headers tags{{headers::job, job_id}};
-        stamp_published(tags);  // the first stage measures queue wait from here
-        channel.publish({queue_for(BatchKind::images), encode(batch), std::move(tags)});
-        if (settings.after_publish) settings.after_publish();
-        if (++batches_in_group >= std::max<std::size_t>(settings.journal_group, 1)) journal_published();
-      },
-      [&](const ImageResult& result, const std::string& version) {
-        if (results.add(result, version) && settings.journal != nullptr)
-          settings.journal->results({{result, version}});
-      });
-  journal_published();
+  struct Cancelled {};  // thrown out of for_each_batch: a cancelled job reads no more inputs
+  std::size_t published = 0;
+  try {
+    for_each_batch(
+        inputs, job, settings.job,
+        [&](ImageBatch&& batch) {
+          if (channel.cancelled()) throw Cancelled{};
+          for (const auto& image : batch.images) unjournaled.push_back(image.image_id);
+          Headers tags{{headers::job, job_id}};
+          stamp_published(tags);  // the first stage measures queue wait from here
+          channel.publish({queue_for(BatchKind::images), encode(batch), std::move(tags)});
+          published += batch.images.size();
+          if (settings.after_publish) settings.after_publish();
+          if (++batches_in_group >= std::max<std::size_t>(settings.journal_group, 1)) journal_published();
+        },
+        [&](const ImageResult& result, const std::string& version) {
+          if (results.add(result, version) && settings.journal != nullptr)
+            settings.journal->results({{result, version}});
+        });
+    journal_published();
+  } catch (const Cancelled&) {
+  }
 
   std::size_t nameless_dead_letters = 0;
   auto last_progress = std::chrono::steady_clock::now();
-  while (!results.complete()) {
+  while (!results.complete() && !channel.cancelled()) {
     // The result queue is left in place: what the workers still send is kept there (x-expires) for later.
     if (settings.job.stop != nullptr && *settings.job.stop) {
       progress.finish(results.done(), results.failed());
@@ -131,6 +138,13 @@ std::string run_broker_job(const BrokerAddress& address, const std::vector<JobIn
     progress.update(results.done(), results.failed());
     if (settings.on_progress) settings.on_progress(results);
     last_progress = std::chrono::steady_clock::now();
+  }
+  if (channel.cancelled()) {
+    const std::size_t rest = results.answer_rest("cancelled");
+    log("warn", "job " + job_id + " was cancelled after publishing " + std::to_string(published) + " of " +
+                    std::to_string(inputs.size()) + " images: " + std::to_string(rest) +
+                    " images without a result get the error \"cancelled\"");
+    if (settings.on_cancelled) settings.on_cancelled();
   }
   progress.finish(results.done(), results.failed());
   channel.delete_result_queue();
