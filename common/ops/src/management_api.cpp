@@ -169,6 +169,7 @@ std::optional<QueueStats> ManagementClient::queue(const std::string& vhost, cons
   const auto message_stats = queue.value("message_stats", nlohmann::json::object());
   stats.publish_rate = rate_of(message_stats, "publish_details");
   stats.deliver_rate = rate_of(message_stats, "deliver_get_details");
+  stats.ack_rate = rate_of(message_stats, "ack_details");
   return stats;
 }
 

@@ -43,6 +43,7 @@ struct QueueStats {
   // API then leaves the *_details objects out.
   double publish_rate = 0;
   double deliver_rate = 0;
+  double ack_rate = 0;  // deliveries its consumers finished (acked): what the stage processed
   std::uint64_t depth() const { return ready + unacked; }
 };
 
