@@ -132,18 +132,14 @@ TEST_CASE(
   CHECK(std::stoul(published[1].str()) < std::stoul(published[2].str()));
   const auto lines = lines_by_image(read_text_file(results_file));
   CHECK(lines.size() == inputs.total());
+  // Every image it never published is among them; so are the results still waiting in the deleted queue.
   std::size_t cancelled_lines = 0;
-  std::size_t classified = 0;
   for (const auto& [image, line] : lines) {
-    if (line["error"] == "cancelled") {
-      ++cancelled_lines;
-      CHECK(line["label"].is_null());
-    } else if (line["error"].is_null()) {
-      ++classified;
-    }
+    if (line["error"] != "cancelled") continue;
+    ++cancelled_lines;
+    CHECK(line["label"].is_null());
   }
-  CHECK(cancelled_lines > 100);
-  CHECK(classified > 0);
+  CHECK(cancelled_lines >= std::stoul(published[2].str()) - std::stoul(published[1].str()));
 
   // The live preprocess worker drops what was queued for it: no stage work beyond the batch it was in.
   CHECK(eventually([&] { return ready(session, queues::images) == 0; }, 15s));
@@ -174,12 +170,24 @@ TEST_CASE(
   auto late_feature =
       start_worker("feature", work.path() / "late-feature.log", {"--fault-handler-delay-ms", "300"});
   const int late_port = metrics_port(work.path() / "late-feature.log");
+  const auto late_started = std::chrono::steady_clock::now();
   CHECK(eventually([&] { return ready(session, queues::pixels) == 0; }, 15s));
+  const double late_drain_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - late_started).count();
   CHECK(eventually([&] { return counter(late_port, "imgpipe_cancelled_dropped_total") >= pixels_waiting; },
                    10s));
   CHECK(counter(late_port, "imgpipe_batches_total") == 0);  // not one forward pass for the cancelled job
   CHECK(counter(late_port, "imgpipe_images_processed_total") == 0);
   CHECK(eventually([&] { return ready(session, queues::features) == 0; }, 15s));
+  WARN("CANCEL-SUMMARY published="
+       << published[1] << "/" << published[2] << " cancelled_lines=" << cancelled_lines
+       << " images_waiting=" << images_waiting << " images_drained_s=" << drain_seconds
+       << " preprocess_dropped=" << counter(preprocess_port, "imgpipe_cancelled_dropped_total")
+       << " preprocess_batches_after_cancel="
+       << counter(preprocess_port, "imgpipe_batches_total") - preprocessed_at_cancel
+       << " pixels_waiting=" << pixels_waiting << " late_feature_drain_s=" << late_drain_seconds
+       << " late_feature_dropped=" << counter(late_port, "imgpipe_cancelled_dropped_total")
+       << " late_feature_batches=" << counter(late_port, "imgpipe_batches_total"));
 
   // The next job goes through the same workers untouched.
   InputFolder next(2);

@@ -170,7 +170,7 @@ TEST_CASE("a few messages that a fast stage clears in moments are no backlog", "
   CHECK(find_bottleneck({flow("feature", 10, 1, 0.0, 4)}).kind == Bottleneck::Kind::stage);
 }
 
-TEST_CASE("a stage with messages and no workers stalls the pipeline; nothing at all is idle",
+TEST_CASE("a stage with messages and no workers stalls the pipeline, and nothing at all is idle",
           "[unit][status]") {
   const auto stalled = find_bottleneck(
       {flow("preprocess", 0, 1, 0.0), flow("feature", 40, 0, 0.0), flow("classify", 500, 1, 30.0)});
