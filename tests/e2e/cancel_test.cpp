@@ -163,6 +163,10 @@ TEST_CASE(
   CHECK(answer["job"]["state"] == "cancelled");
   CHECK(answer["job"]["eta_seconds"].is_null());
   CHECK(answer["job"]["result_queue"]["exists"] == false);
+  // A cancelled job is not resumed.
+  const auto resumed = tool({"submit", "--resume", *job_id, "--state-dir", state_dir.string()});
+  CHECK(resumed.exit_code == 2);
+  CHECK_THAT(resumed.err, Catch::Contains("was cancelled"));
 
   // A feature worker that starts after the cancel drops the job's pixel batches unprocessed, fast.
   const std::uint32_t pixels_waiting = ready(session, queues::pixels);
