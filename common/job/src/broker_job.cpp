@@ -96,7 +96,7 @@ std::string run_broker_job(const BrokerAddress& address, const std::vector<JobIn
 
   std::size_t nameless_dead_letters = 0;
   auto last_progress = std::chrono::steady_clock::now();
-  while (!results.complete() && !channel.cancelled()) {
+  while (!results.complete()) {
     // The result queue is left in place: what the workers still send is kept there (x-expires) for later.
     if (settings.job.stop != nullptr && *settings.job.stop) {
       progress.finish(results.done(), results.failed());
@@ -104,7 +104,10 @@ std::string run_broker_job(const BrokerAddress& address, const std::vector<JobIn
                            channel.result_queue() + "; `imgpipe submit --resume " + job_id +
                            "` collects them)");
     }
-    auto message = channel.next_result(std::chrono::milliseconds(500));
+    // Once cancelled, the results computed before the cancel are taken until none came for a moment: the
+    // workers publish nothing more for this job.
+    auto message = channel.next_result(std::chrono::milliseconds(channel.cancelled() ? 300 : 500));
+    if (!message && channel.cancelled()) break;
     if (!message) {
       if (std::chrono::steady_clock::now() - last_progress > settings.idle_timeout) {
         std::string dead = nameless_dead_letters == 0

@@ -354,6 +354,15 @@ Connection::~Connection() {
   if (s.connection_open) amqp_connection_close(s.get(), AMQP_REPLY_SUCCESS);
 }
 
+void Connection::reopen_channel() {
+  State& s = *state_;
+  if (s.channel_open) return;
+  if (!s.connection_open)
+    throw BrokerUnreachable("reopen a channel on " + s.peer + ": the connection is closed");
+  s.rpc("open channel", amqp_channel_open(s.get(), channel));
+  s.channel_open = true;
+}
+
 void Connection::enable_confirms() {
   state_->rpc("enable publisher confirms", amqp_confirm_select(state_->get(), channel));
   state_->next_sequence = 1;
@@ -382,6 +391,13 @@ std::uint32_t Connection::message_count(const std::string& name) {
       state_->rpc("inspect queue " + name,
                   amqp_queue_declare(state_->get(), channel, bytes_of(name), 1, 0, 0, 0, amqp_empty_table));
   return ok->message_count;
+}
+
+std::uint32_t Connection::consumer_count(const std::string& name) {
+  const auto* ok =
+      state_->rpc("inspect queue " + name,
+                  amqp_queue_declare(state_->get(), channel, bytes_of(name), 1, 0, 0, 0, amqp_empty_table));
+  return ok->consumer_count;
 }
 
 void Connection::bind_queue(const std::string& queue, const std::string& exchange,

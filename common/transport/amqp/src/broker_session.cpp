@@ -38,6 +38,10 @@ std::uint32_t BrokerSession::message_count(const std::string& queue) {
   return impl_->connection.message_count(queue);
 }
 
+std::uint32_t BrokerSession::consumer_count(const std::string& queue) {
+  return impl_->connection.consumer_count(queue);
+}
+
 std::optional<IncomingMessage> BrokerSession::get(const std::string& queue) {
   return impl_->connection.get(queue);
 }

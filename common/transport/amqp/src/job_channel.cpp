@@ -69,14 +69,15 @@ struct JobChannel::Impl {
   void connect() {
     auto fresh = std::make_unique<amqp::Connection>(address, options);
     topology::declare_pipeline(*fresh, options);
+    // From the stream's start, so a cancel issued while we were away (or before we started) is seen too.
+    // First: should the broker refuse the stream, the channel it closes holds no other consumer yet.
+    cancellations_tag = topology::follow_cancellations(*fresh, cancellation_prefetch, log);
     if (!result_queue_deleted) {
       topology::declare_result_queue(*fresh, result_queue, options.result_queue_ttl);
       topology::bind_job_dead_letters(*fresh, result_queue, job_id);
       fresh->set_prefetch(result_prefetch);
       consumer_tag = fresh->consume(result_queue);
     }
-    // From the stream's start, so a cancel issued while we were away (or before we started) is seen too.
-    cancellations_tag = topology::consume_cancellations(*fresh, cancellation_prefetch);
     fresh->enable_confirms();
     unconfirmed.replay(*fresh);
     if (!unconfirmed.empty()) {
@@ -152,7 +153,7 @@ struct JobChannel::Impl {
     auto event = connection->next_event(timeout);
     if (!event) return false;
     if (auto* delivery = std::get_if<IncomingMessage>(&*event)) {
-      if (delivery->consumer_tag == cancellations_tag) {
+      if (!cancellations_tag.empty() && delivery->consumer_tag == cancellations_tag) {
         take_cancel_record(*delivery);
         return true;
       }

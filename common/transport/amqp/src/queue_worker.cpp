@@ -71,8 +71,8 @@ class WorkerSession {
       topology::declare_pipeline(connection_, options.connection);
       // Before the stage queue: a worker that starts after a cancel must know of it before the first
       // delivery of that job reaches it.
-      cancellations_tag_ = topology::consume_cancellations(connection_, cancellation_prefetch);
-      catch_up_on_cancellations();
+      cancellations_tag_ = topology::follow_cancellations(connection_, cancellation_prefetch, log_);
+      if (!cancellations_tag_.empty()) catch_up_on_cancellations();
     } else if (options.queue == queues::dead) {  // a dead-letter reader: the queue is a classic one
       topology::declare_dead_letters(connection_);
     } else {

@@ -33,14 +33,24 @@ void declare_cancellations(amqp::Connection& connection) {
                                                {"x-max-age", std::string("1D")}});
 }
 
-std::string consume_cancellations(amqp::Connection& connection, std::uint16_t prefetch) {
-  connection.set_prefetch(prefetch);
-  return connection.consume(queues::cancelled, {{"x-stream-offset", std::string("first")}});
+std::string follow_cancellations(amqp::Connection& connection, std::uint16_t prefetch, const LogFn& log) {
+  try {
+    declare_cancellations(connection);
+    connection.set_prefetch(prefetch);
+    return connection.consume(queues::cancelled, {{"x-stream-offset", std::string("first")}});
+  } catch (const BrokerRefused& error) {
+    // The pipeline must not stop because cancelling is unavailable: carry on without it, and say so.
+    if (log) {
+      log("warn", std::string(error.what()) + "; running WITHOUT following cancellations (imgpipe cancel " +
+                      "will not reach this process) until it reconnects");
+    }
+    connection.reopen_channel();
+    return {};
+  }
 }
 
 void declare_pipeline(amqp::Connection& connection, const QueueSetup& setup) {
   declare_dead_letters(connection);
-  declare_cancellations(connection);
   for (const auto& stage : stage_graph()) declare_stage_queue(connection, stage.queue, setup);
 }
 

@@ -31,6 +31,8 @@ class BrokerSession {
   void declare_stage_queue(const std::string& name);
   // Ready messages, not counting those delivered and unacked. Throws BrokerRefused if the queue is missing.
   std::uint32_t message_count(const std::string& queue);
+  // Consumers of the queue. Throws BrokerRefused if the queue is missing.
+  std::uint32_t consumer_count(const std::string& queue);
   // Takes one message off the queue (basic.get, acked at once), or nullopt when the queue is empty.
   std::optional<IncomingMessage> get(const std::string& queue);
   void purge(const std::string& queue);
