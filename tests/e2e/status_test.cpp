@@ -261,3 +261,61 @@ TEST_CASE("imgpipe status fails with exit 1 for wrong credentials and for a job 
   CHECK(unknown.exit_code == 1);
   CHECK_THAT(unknown.err, Catch::Contains("no state for job 0123456789abcdef"));
 }
+
+TEST_CASE(
+    "imgpipe status names a slow feature stage as the bottleneck, with per-stage rates and a running job's "
+    "ETA from its recent rate",
+    "[e2e][broker][status]") {
+  InputFolder inputs(30);  // 309 images: 300 Fashion-MNIST PNGs, photographs and broken files
+  TempDir state;
+  TempDir out;
+  // One feature worker that takes 400 ms a batch (a sleep in its compute thread, like a slow model), and
+  // four images a message: feature is the stage that cannot keep up.
+  Cluster cluster(false, {}, {{"feature", {"--fault-handler-delay-ms", "400"}}});
+  ChildProcess submit(worker_binary("imgpipe"),
+                      {"submit", "--models", models_dir().string(), "--model", "fashion", "--quiet",
+                       "--batch-size", "4", "--idle-timeout", "300", "--state-dir", state.path().string(),
+                       "-o", (out.path() / "results.jsonl").string(), inputs.dir.path().string()},
+                      out.path() / "submit.log", broker_environment());
+  std::string job_id;
+  const auto started = std::chrono::steady_clock::now();
+  while (job_id.empty() && std::chrono::steady_clock::now() - started < std::chrono::seconds(60)) {
+    const std::string log =
+        std::filesystem::exists(out.path() / "submit.log") ? read_text_file(out.path() / "submit.log") : "";
+    std::smatch match;
+    if (std::regex_search(log, match, std::regex("job ([0-9a-f]+): "))) job_id = match[1];
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  REQUIRE_FALSE(job_id.empty());
+
+  const std::vector<std::string> job_flags = {"--job", job_id, "--state-dir", state.path().string()};
+  const auto answer = status_when(
+      [](const nlohmann::json& reply) {
+        return reply["bottleneck"]["stage"] == "feature" && !reply["job"]["eta_seconds"].is_null() &&
+               queue_entry(reply, queues::pixels).value("ack_rate", 0.0) > 0;
+      },
+      job_flags);
+  INFO(answer.dump(2));
+  CHECK(answer["bottleneck"]["kind"] == "stage");
+  CHECK(answer["bottleneck"]["stage"] == "feature");
+  CHECK_THAT(answer["bottleneck"]["text"].get<std::string>(),
+             Catch::StartsWith("feature-bound: add feature replicas"));
+  CHECK(answer["images_per_message"] == 4);  // the job's own batch size
+  const auto& pixels = queue_entry(answer, queues::pixels);
+  CHECK(pixels["ready"].get<std::uint64_t>() >= 2);
+  // A batch takes at least 400 ms on the one feature worker: it cannot ack more than 2.5 a second.
+  CHECK(pixels["ack_rate"].get<double>() < 3.5);
+  CHECK(pixels["images_rate"].get<double>() == Approx(pixels["ack_rate"].get<double>() * 4));
+  CHECK(queue_entry(answer, queues::features)["ready"].get<std::uint64_t>() < 2);  // classify is starved
+  const auto& job = answer["job"];
+  CHECK(job["state"] == "running");
+  CHECK(job["rate"].get<double>() > 0);
+  CHECK(job["rate"].get<double>() < 4 * 3.5);  // the rate of the slow stage, not of the publisher
+  CHECK(job["eta_seconds"].get<double>() > 0);
+
+  const auto text = status(job_flags);
+  CHECK(text.exit_code == 0);
+  CHECK_THAT(text.out, Catch::Contains("bottleneck: feature-bound: add feature replicas") &&
+                           Catch::Contains("images/s") && Catch::Contains("ETA"));
+  CHECK(submit.wait(300) == 3);
+}

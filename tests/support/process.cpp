@@ -103,6 +103,15 @@ int ChildProcess::stop(int grace_seconds) {
   return decode_status(status_);
 }
 
+int ChildProcess::wait(int timeout_seconds) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_seconds);
+  while (running() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (!reaped_) kill_hard();
+  return decode_status(status_);
+}
+
 RunResult run_tool(const std::filesystem::path& executable, const std::vector<std::string>& arguments,
                    int timeout_seconds, const Environment& environment) {
   TempDir logs("imgpipe-run");

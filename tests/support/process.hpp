@@ -27,6 +27,8 @@ class ChildProcess {
   bool running();
   void kill_hard();                  // SIGKILL, the crash a worker must survive
   int stop(int grace_seconds = 30);  // SIGTERM, wait; returns the exit status (or -signal)
+  // Waits for it to exit by itself (SIGKILL after `timeout_seconds`); returns the exit status (or -signal).
+  int wait(int timeout_seconds);
 
  private:
   pid_t pid_ = -1;

@@ -67,6 +67,16 @@ struct StatusOptions {
 // Exit 1 when the API cannot be reached or refuses us, or the job's state file is missing.
 int status_command(const ToolOptions& tool, const StatusOptions& options);
 
+struct CancelOptions {
+  std::string job;
+  std::string state_dir;  // empty = the default (job_state.hpp)
+};
+// `imgpipe cancel JOB`: records the cancel on the broker (the publisher stops, workers drop the job's
+// batches, its result queue goes) and in the job's state file when it is in this state folder. Exit 2 for
+// a malformed id, a job this host knows finished, or a job neither the broker nor the state folder knows;
+// 1 when the broker cannot be reached.
+int cancel_command(const ToolOptions& tool, const CancelOptions& options);
+
 struct EvalOptions {
   std::string model = "photos";
   std::string dataset;

@@ -94,10 +94,14 @@ void run_on_broker(const ToolOptions& tool, const std::vector<JobInput>& to_publ
     initial.done = results.done();
     initial.failed = results.failed();
     initial.result_queue = queues::results_for(job_id);
+    initial.batch_size = settings.batch_size;
     state.emplace(dir, std::move(initial));
   } catch (const std::exception& error) {
     stop_keeping_state(error);
   }
+  broker_settings.on_cancelled = [&] {
+    if (state) state->mark_cancelled();
+  };
   broker_settings.on_progress = [&](const JobResults& progress) {
     if (!state) return;
     try {
@@ -284,6 +288,9 @@ PreparedJob prepare_resumed_job(const ToolOptions& tool, const JobOptions& job, 
   if (phase == "finished") {
     throw UsageError("job " + job_id + " already finished (" + std::to_string(state.done) + " images, " +
                      std::to_string(state.failed) + " failed): nothing to resume");
+  }
+  if (phase == "cancelled") {
+    throw UsageError("job " + job_id + " was cancelled (imgpipe cancel): nothing to resume");
   }
   if (phase == "running") {
     throw UsageError("job " + job_id + " is still running (pid " + std::to_string(state.pid) + " on " +

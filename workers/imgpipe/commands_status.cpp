@@ -13,6 +13,7 @@
 #include "commands.hpp"
 #include "imgpipe/job/state.hpp"
 #include "imgpipe/messages/protocol.hpp"
+#include "imgpipe/ops/bottleneck.hpp"
 #include "imgpipe/ops/broker_address.hpp"
 #include "imgpipe/ops/logging.hpp"
 #include "imgpipe/ops/management_api.hpp"
@@ -40,7 +41,10 @@ class StatusUsageError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-nlohmann::json queue_json(const std::optional<QueueStats>& stats) {
+// Submit's default: what a message carries when no job tells status otherwise.
+constexpr std::size_t default_images_per_message = 32;
+
+nlohmann::json queue_json(const std::optional<QueueStats>& stats, std::size_t images_per_message) {
   if (!stats) return {{"exists", false}};
   return {{"exists", true},
           {"depth", stats->depth()},
@@ -48,26 +52,39 @@ nlohmann::json queue_json(const std::optional<QueueStats>& stats) {
           {"unacked", stats->unacked},
           {"consumers", stats->consumers},
           {"publish_rate", stats->publish_rate},
-          {"deliver_rate", stats->deliver_rate}};
+          {"deliver_rate", stats->deliver_rate},
+          {"ack_rate", stats->ack_rate},
+          {"images_rate", stats->ack_rate * static_cast<double>(images_per_message)}};
+}
+
+StageFlow flow_of(const std::string& stage, const nlohmann::json& queue) {
+  StageFlow flow;
+  flow.stage = stage;
+  flow.exists = queue["exists"].get<bool>();
+  if (!flow.exists) return flow;
+  flow.ready = queue["ready"].get<std::uint64_t>();
+  flow.unacked = queue["unacked"].get<std::uint64_t>();
+  flow.consumers = queue["consumers"].get<std::uint64_t>();
+  flow.in_rate = queue["publish_rate"].get<double>();
+  flow.out_rate = queue["ack_rate"].get<double>();
+  return flow;
 }
 
 nlohmann::json job_json(const JobState& state, const std::optional<QueueStats>& result_queue) {
-  const double end = state.finished.value_or(unix_seconds_now());
+  const double now = unix_seconds_now();
+  const double end = state.finished.value_or(state.cancelled.value_or(now));
   const std::string phase = state.phase();
-  nlohmann::json eta = nullptr;
-  // Rate over the whole job so far: batches arrive in bursts, a short window would make the ETA jump.
-  const double busy = state.updated - state.started;
-  if (phase == "running" && state.done > 0 && busy > 0) {
-    const double rate = static_cast<double>(state.done) / busy;
-    eta = std::max(
-        0.0, static_cast<double>(state.total - state.done) / rate - (unix_seconds_now() - state.updated));
-  }
-  auto queue = queue_json(result_queue);
+  // The rolling rate (the last 30 s of the state file's samples): what the job does now. The average over
+  // the whole job would keep the ETA wrong for long after workers were added, or another job started.
+  const auto rate = rolling_rate(state.recent);
+  const auto eta = eta_seconds(state, now);
+  auto queue = queue_json(result_queue, state.batch_size);
   queue["name"] = state.result_queue;
   nlohmann::json out = to_json(state);
   out["state"] = phase;
   out["elapsed_seconds"] = end - state.started;
-  out["eta_seconds"] = eta;
+  out["rate"] = phase == "running" && rate ? nlohmann::json(*rate) : nlohmann::json(nullptr);
+  out["eta_seconds"] = eta ? nlohmann::json(*eta) : nlohmann::json(nullptr);
   out["result_queue"] = queue;
   return out;
 }
@@ -89,7 +106,8 @@ void print_text(const nlohmann::json& status) {
             << status["vhost"].get<std::string>() << '\n';
   std::cout << std::left << std::setw(14) << "stage" << std::setw(20) << "queue" << std::right << std::setw(8)
             << "depth" << std::setw(8) << "ready" << std::setw(9) << "unacked" << std::setw(11) << "consumers"
-            << std::setw(11) << "publish/s" << std::setw(11) << "deliver/s" << '\n';
+            << std::setw(11) << "publish/s" << std::setw(11) << "deliver/s" << std::setw(9) << "ack/s"
+            << std::setw(10) << "images/s" << '\n';
   std::cout << std::fixed << std::setprecision(1);
   for (const auto& queue : status["queues"]) {
     std::cout << std::left << std::setw(14) << queue["stage"].get<std::string>() << std::setw(20)
@@ -102,8 +120,12 @@ void print_text(const nlohmann::json& status) {
               << queue["ready"].get<std::uint64_t>() << std::setw(9) << queue["unacked"].get<std::uint64_t>()
               << std::setw(11) << queue["consumers"].get<std::uint64_t>() << std::setw(11)
               << queue["publish_rate"].get<double>() << std::setw(11) << queue["deliver_rate"].get<double>()
-              << '\n';
+              << std::setw(9) << queue["ack_rate"].get<double>() << std::setw(10)
+              << queue["images_rate"].get<double>() << '\n';
   }
+  std::cout << "images/s: ack/s x " << status["images_per_message"].get<std::size_t>()
+            << " images per message (" << status["images_per_message_from"].get<std::string>() << ")\n";
+  std::cout << "bottleneck: " << status["bottleneck"]["text"].get<std::string>() << '\n';
   if (!status.contains("job")) return;
   const auto& job = status["job"];
   std::cout << "job " << job["job"].get<std::string>() << " (" << job["model"].get<std::string>()
@@ -113,6 +135,7 @@ void print_text(const nlohmann::json& status) {
     std::cout << ", " << job["duplicates"].get<std::size_t>() << " duplicates ignored";
   std::cout << ", elapsed " << seconds_text(job["elapsed_seconds"].get<double>());
   if (!job["eta_seconds"].is_null()) std::cout << ", ETA " << seconds_text(job["eta_seconds"].get<double>());
+  if (!job["rate"].is_null()) std::cout << " at " << job["rate"].get<double>() << " images/s (last 30 s)";
   std::cout << '\n';
   if (!job["error"].is_null()) std::cout << "  gave up: " << job["error"].get<std::string>() << '\n';
   std::cout << "  result queue " << job["result_queue"]["name"].get<std::string>() << ": ";
@@ -120,7 +143,7 @@ void print_text(const nlohmann::json& status) {
   if (stats["exists"].get<bool>()) {
     std::cout << stats["depth"].get<std::uint64_t>() << " results waiting for the publisher\n";
   } else {
-    std::cout << "gone (deleted when the job finished, or expired)\n";
+    std::cout << "gone (deleted when the job finished or was cancelled, or expired)\n";
   }
 }
 
@@ -154,12 +177,25 @@ int status_command(const ToolOptions& tool, const StatusOptions& options) {
     client.check_vhost(broker.vhost);
     nlohmann::json status = {
         {"management", management.redacted()}, {"vhost", broker.vhost}, {"queues", nlohmann::json::array()}};
+    // Rates count messages; a job's state says how many images it put in each, else submit's default.
+    const bool from_job = job && job->batch_size > 0;
+    const std::size_t images_per_message = from_job ? job->batch_size : default_images_per_message;
+    status["images_per_message"] = images_per_message;
+    status["images_per_message_from"] =
+        from_job ? "job " + job->job + "'s batch size" : std::string("submit's default batch size");
+    std::vector<StageFlow> flows;
     for (const auto& [stage, queue] : stage_queues()) {
-      auto entry = queue_json(client.queue(broker.vhost, queue));
+      auto entry = queue_json(client.queue(broker.vhost, queue), images_per_message);
       entry["stage"] = stage;
       entry["queue"] = queue;
+      if (std::string(queue) != queues::dead) flows.push_back(flow_of(stage, entry));
       status["queues"].push_back(std::move(entry));
     }
+    const Bottleneck bottleneck = find_bottleneck(flows);
+    status["bottleneck"] = {
+        {"kind", to_string(bottleneck.kind)},
+        {"stage", bottleneck.stage.empty() ? nlohmann::json(nullptr) : nlohmann::json(bottleneck.stage)},
+        {"text", bottleneck.text}};
     if (job) status["job"] = job_json(*job, client.queue(broker.vhost, job->result_queue));
 
     if (options.json) {

@@ -139,6 +139,16 @@ int main(int argc, char** argv) {
       ->envname("IMGPIPE_STATE_DIR");
   status->add_flag("--json", status_options.json, "Print JSON instead of a table");
 
+  imgpipe::CancelOptions cancel_options;
+  auto* cancel = app.add_subcommand(
+      "cancel", "Cancel a broker job: its publisher stops, workers drop its queued batches, its results go");
+  add_tool_flags(*cancel, tool, broker_flags);
+  cancel->add_option("JOB", cancel_options.job, "The job id that submit printed")->required();
+  cancel
+      ->add_option("--state-dir", cancel_options.state_dir,
+                   "Where submit keeps job state (default $XDG_STATE_HOME/imgpipe or ~/.local/state/imgpipe)")
+      ->envname("IMGPIPE_STATE_DIR");
+
   imgpipe::JobOptions run_job;
   auto* run = app.add_subcommand("run", "Classify images in this process, no broker (local mode)");
   add_tool_flags(*run, tool, broker_flags);
@@ -261,6 +271,7 @@ int main(int argc, char** argv) {
   if (*submit) return imgpipe::submit_command(tool, submit_job);
   if (*run) return imgpipe::run_command(tool, run_job);
   if (*status) return imgpipe::status_command(tool, status_options);
+  if (*cancel) return imgpipe::cancel_command(tool, cancel_options);
   if (*train) return imgpipe::train_command(tool, train_options);
   if (*eval) return imgpipe::eval_command(tool, eval_options);
   if (*add_backbone) return imgpipe::add_backbone_command(tool, backbone_options);

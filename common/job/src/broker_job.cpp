@@ -81,8 +81,13 @@ std::string run_broker_job(const BrokerAddress& address, const std::vector<JobIn
   });
   std::optional<ImageBatch> waiting;  // read, not yet admitted by the window
   bool inputs_left = true;
+  std::size_t published = 0;
   auto publish_what_fits = [&] {
     while (inputs_left) {
+      if (channel.cancelled()) {  // `imgpipe cancel`: a cancelled job reads no more inputs
+        inputs_left = false;
+        return;
+      }
       if (!waiting) waiting = reader.next();
       if (!waiting) {
         inputs_left = false;
@@ -99,6 +104,7 @@ std::string run_broker_job(const BrokerAddress& address, const std::vector<JobIn
       Headers tags{{headers::job, job_id}};
       stamp_published(tags);  // the first stage measures queue wait from here
       channel.publish({queue_for(BatchKind::images), encode(*waiting), std::move(tags)});
+      published += waiting->images.size();
       waiting.reset();
       if (settings.after_publish) settings.after_publish();
       if (++batches_in_group >= std::max<std::size_t>(settings.journal_group, 1)) journal_published();
@@ -117,7 +123,10 @@ std::string run_broker_job(const BrokerAddress& address, const std::vector<JobIn
     }
     publish_what_fits();
     if (results.complete()) break;
-    auto message = channel.next_result(std::chrono::milliseconds(500));
+    // Once cancelled, the results computed before the cancel are taken until none came for a moment: the
+    // workers publish nothing more for this job.
+    auto message = channel.next_result(std::chrono::milliseconds(channel.cancelled() ? 300 : 500));
+    if (!message && channel.cancelled()) break;
     if (!message) {
       if (std::chrono::steady_clock::now() - last_progress > settings.idle_timeout) {
         std::string dead = nameless_dead_letters == 0
@@ -153,6 +162,13 @@ std::string run_broker_job(const BrokerAddress& address, const std::vector<JobIn
     progress.update(results.done(), results.failed());
     if (settings.on_progress) settings.on_progress(results);
     last_progress = now;
+  }
+  if (channel.cancelled()) {
+    const std::size_t rest = results.answer_rest("cancelled");
+    log("warn", "job " + job_id + " was cancelled after publishing " + std::to_string(published) + " of " +
+                    std::to_string(inputs.size()) + " images: " + std::to_string(rest) +
+                    " images without a result get the error \"cancelled\"");
+    if (settings.on_cancelled) settings.on_cancelled();
   }
   progress.finish(results.done(), results.failed());
   channel.delete_result_queue();

@@ -45,6 +45,20 @@ bool JobResults::add(const ImageResult& result, const std::string& model_version
   return true;
 }
 
+std::size_t JobResults::answer_rest(const std::string& error) {
+  std::size_t answered = 0;
+  for (const auto& [image_id, expected] : expected_) {
+    if (results_.count(image_id) > 0) continue;
+    ImageResult result;
+    result.image_id = image_id;
+    result.error = error;
+    results_.emplace(image_id, std::make_pair(std::move(result), std::string()));
+    ++failed_;
+    ++answered;
+  }
+  return answered;
+}
+
 const ImageResult* JobResults::find(const std::string& image_id) const {
   auto found = results_.find(image_id);
   return found == results_.end() ? nullptr : &found->second.first;

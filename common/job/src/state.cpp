@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdlib>
@@ -30,7 +31,11 @@ std::filesystem::path state_file(const std::filesystem::path& state_dir, const s
 
 }  // namespace
 
+constexpr double sample_span = 60;  // seconds of samples a state file keeps
+
 nlohmann::json to_json(const JobState& state) {
+  nlohmann::json recent = nlohmann::json::array();
+  for (const auto& sample : state.recent) recent.push_back({sample.time, sample.done});
   return {{"job", state.job},
           {"model", state.model},
           {"total", state.total},
@@ -43,7 +48,35 @@ nlohmann::json to_json(const JobState& state) {
           {"result_queue", state.result_queue},
           {"host", state.host},
           {"pid", state.pid},
-          {"error", state.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(state.error)}};
+          {"error", state.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(state.error)},
+          {"cancelled", state.cancelled ? nlohmann::json(*state.cancelled) : nlohmann::json(nullptr)},
+          {"batch_size", state.batch_size},
+          {"recent", std::move(recent)}};
+}
+
+std::optional<double> rolling_rate(const std::vector<JobState::Sample>& samples, double window) {
+  if (samples.size() < 2) return std::nullopt;
+  const auto& last = samples.back();
+  // The oldest sample in the window; when results come more rarely than that, the one before the newest.
+  auto first = std::find_if(samples.begin(), samples.end(), [&](const JobState::Sample& sample) {
+    return sample.time >= last.time - window;
+  });
+  if (first == samples.end() - 1) --first;
+  if (last.time - first->time < 1.0 || last.done < first->done) return std::nullopt;
+  return static_cast<double>(last.done - first->done) / (last.time - first->time);
+}
+
+std::optional<double> eta_seconds(const JobState& state, double now) {
+  if (state.phase() != "running" || state.done >= state.total) return std::nullopt;
+  std::optional<double> rate = rolling_rate(state.recent);
+  double as_of = state.recent.empty() ? state.updated : state.recent.back().time;
+  if (!rate && state.recent.size() < 2 && state.done > 0 && state.updated > state.started) {
+    // An older publisher's file, without samples: its average rate is all there is.
+    rate = static_cast<double>(state.done) / (state.updated - state.started);
+    as_of = state.updated;
+  }
+  if (!rate || *rate <= 0) return std::nullopt;
+  return std::max(0.0, static_cast<double>(state.total - state.done) / *rate - (now - as_of));
 }
 
 double unix_seconds_now() {
@@ -53,6 +86,7 @@ double unix_seconds_now() {
 }
 
 std::string JobState::phase() const {
+  if (cancelled) return "cancelled";
   if (finished) return error.empty() ? "finished" : "failed";
   if (!host.empty() && host == host_name() && pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 &&
       errno == ESRCH) {
@@ -112,6 +146,14 @@ JobState JobState::read(const std::filesystem::path& state_dir, const std::strin
     state.pid = json.value("pid", 0L);
     if (json.contains("error") && json.at("error").is_string())
       state.error = json.at("error").get<std::string>();
+    if (json.contains("cancelled") && json.at("cancelled").is_number())
+      state.cancelled = json.at("cancelled").get<double>();
+    state.batch_size = json.value("batch_size", std::size_t{0});
+    if (json.contains("recent") && json.at("recent").is_array()) {
+      for (const auto& sample : json.at("recent")) {
+        state.recent.push_back({sample.at(0).get<double>(), sample.at(1).get<std::size_t>()});
+      }
+    }
     return state;
   } catch (const nlohmann::json::exception& error) {
     throw std::runtime_error("unreadable job state file " + file.string() + ": " + error.what());
@@ -127,6 +169,7 @@ JobStateFile::JobStateFile(const std::filesystem::path& state_dir, JobState init
                              error.message());
   }
   state_.started = state_.updated = unix_seconds_now();
+  state_.recent = {{state_.started, state_.done}};
   state_.host = host_name();
   state_.pid = static_cast<long>(::getpid());
   write();
@@ -145,11 +188,31 @@ void JobStateFile::finish(const JobResults& results, const std::string& error) {
   write();
 }
 
+void JobStateFile::mark_cancelled() {
+  if (!state_.cancelled) state_.cancelled = unix_seconds_now();
+}
+
 void JobStateFile::take(const JobResults& results) {
   state_.done = results.done();
   state_.failed = results.failed();
   state_.duplicates = results.duplicates();
   state_.updated = unix_seconds_now();
+  state_.recent.push_back({state_.updated, state_.done});
+  // Keep a minute, and at least two samples so a rate can still be read from a job that stalls.
+  while (state_.recent.size() > 2 && state_.recent.front().time < state_.updated - sample_span)
+    state_.recent.erase(state_.recent.begin());
+}
+
+bool mark_job_cancelled(const std::filesystem::path& state_dir, const std::string& job_id) {
+  const auto file = state_file(state_dir, job_id);
+  if (!std::filesystem::exists(file)) return false;
+  std::ifstream in(file);
+  auto json = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (!json.is_object()) throw std::runtime_error("unreadable job state file " + file.string());
+  if (!json.contains("cancelled") || !json.at("cancelled").is_number())
+    json["cancelled"] = unix_seconds_now();
+  write_file_atomically(file, json.dump() + "\n");
+  return true;
 }
 
 void JobStateFile::write() {

@@ -22,10 +22,17 @@ namespace {
 double rate_of(const nlohmann::json& stats, const char* key) {
   if (!stats.is_object() || !stats.contains(key)) return 0;
   const auto& details = stats.at(key);
-  return details.is_object() && details.contains("rate") && details.at("rate").is_number()
-             ? details.at("rate").get<double>()
-             : 0;
+  if (!details.is_object()) return 0;
+  // The average over the window asked for (rate_window): "rate" alone compares the last two samples, and
+  // channels report acks only every few statistics intervals, so it flickers between 0 and twice the truth.
+  for (const char* field : {"avg_rate", "rate"}) {
+    if (details.contains(field) && details.at(field).is_number()) return details.at(field).get<double>();
+  }
+  return 0;
 }
+
+// Rates averaged over the last 30 s, from samples 5 s apart.
+constexpr const char* rate_window = "?msg_rates_age=30&msg_rates_incr=5";
 
 std::uint64_t count_of(const nlohmann::json& queue, const char* key) {
   // Counts are missing for a moment after a queue is declared, before the first stats emission.
@@ -155,7 +162,7 @@ void ManagementClient::check_vhost(const std::string& vhost) const {
 
 std::optional<QueueStats> ManagementClient::queue(const std::string& vhost, const std::string& name) const {
   const std::string path = "/api/queues/" + percent_encode(vhost) + "/" + percent_encode(name);
-  const Reply reply = get(address_, timeout_, path);
+  const Reply reply = get(address_, timeout_, path + rate_window);
   if (reply.status == 404) return std::nullopt;
   if (reply.status != 200) {
     throw ManagementError("the RabbitMQ management API at " + address_.redacted() + " answered " +
@@ -169,6 +176,7 @@ std::optional<QueueStats> ManagementClient::queue(const std::string& vhost, cons
   const auto message_stats = queue.value("message_stats", nlohmann::json::object());
   stats.publish_rate = rate_of(message_stats, "publish_details");
   stats.deliver_rate = rate_of(message_stats, "deliver_get_details");
+  stats.ack_rate = rate_of(message_stats, "ack_details");
   return stats;
 }
 

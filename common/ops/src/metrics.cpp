@@ -152,6 +152,7 @@ struct WorkerMetrics::Impl {
   prometheus::Histogram* model_load_seconds = nullptr;
   prometheus::Gauge* in_flight = nullptr;
   prometheus::Counter* dead_letters = nullptr;
+  prometheus::Counter* cancelled_dropped = nullptr;
   // Declared after the registry so it stops serving before the registry goes away.
   std::optional<MetricsServer> server;
   std::string endpoint;
@@ -214,6 +215,12 @@ WorkerMetrics::WorkerMetrics(const std::string& stage) : impl_(std::make_unique<
                         .Labels(labels)
                         .Register(registry)
                         .Add({});
+  m.cancelled_dropped = &prometheus::BuildCounter()
+                             .Name("imgpipe_cancelled_dropped_total")
+                             .Help("Deliveries of cancelled jobs acked and dropped before any stage ran")
+                             .Labels(labels)
+                             .Register(registry)
+                             .Add({});
 }
 
 void WorkerMetrics::serve(const std::string& address, int port) {
@@ -254,6 +261,10 @@ void WorkerMetrics::model_loaded(std::chrono::duration<double> took) {
 
 void WorkerMetrics::deliveries_in_flight(std::size_t held) {
   impl_->in_flight->Set(static_cast<double>(held));
+}
+
+void WorkerMetrics::cancelled_dropped() {
+  impl_->cancelled_dropped->Increment();
 }
 
 void WorkerMetrics::dead_lettered() {

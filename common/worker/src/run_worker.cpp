@@ -95,6 +95,7 @@ int run_stage_worker(const WorkerConfig& config, const std::atomic<bool>& stop,
   options.connection.delivery_limit = config.delivery_limit;
   options.connection.client_name = "imgpipe-" + config.role;
   options.on_held_changed = [metrics](std::size_t held) { metrics->deliveries_in_flight(held); };
+  options.on_cancelled_dropped = [metrics] { metrics->cancelled_dropped(); };
   const std::string endpoint = metrics->endpoint();
   log.info("starting " + stages + " on " + options.queue + " via " + address.redacted() + ", models " +
            settings.store.root().string() + ", forward batch " +
@@ -111,7 +112,8 @@ int run_stage_worker(const WorkerConfig& config, const std::atomic<bool>& stop,
     worker.run(stop);
     const auto stats = worker.stats();
     log.info("stopped after " + std::to_string(stats.handled) + " messages, " +
-             std::to_string(stats.reconnects) + " reconnects");
+             std::to_string(stats.reconnects) + " reconnects, " + std::to_string(stats.dropped_cancelled) +
+             " dropped of cancelled jobs");
   } catch (const std::exception& error) {
     log.error(std::string("worker failed: ") + error.what());
     return 1;

@@ -97,8 +97,10 @@ Headers read_headers(const amqp_basic_properties_t& properties) {
   return headers;
 }
 
-IncomingMessage to_incoming(std::uint64_t delivery_tag, bool redelivered, const amqp_message_t& message) {
+IncomingMessage to_incoming(std::uint64_t delivery_tag, bool redelivered, const amqp_message_t& message,
+                            std::string consumer_tag = {}) {
   IncomingMessage incoming;
+  incoming.consumer_tag = std::move(consumer_tag);
   incoming.delivery_tag = delivery_tag;
   incoming.redelivered = redelivered;
   const auto* data = static_cast<const std::uint8_t*>(message.body.bytes);
@@ -352,6 +354,15 @@ Connection::~Connection() {
   if (s.connection_open) amqp_connection_close(s.get(), AMQP_REPLY_SUCCESS);
 }
 
+void Connection::reopen_channel() {
+  State& s = *state_;
+  if (s.channel_open) return;
+  if (!s.connection_open)
+    throw BrokerUnreachable("reopen a channel on " + s.peer + ": the connection is closed");
+  s.rpc("open channel", amqp_channel_open(s.get(), channel));
+  s.channel_open = true;
+}
+
 void Connection::enable_confirms() {
   state_->rpc("enable publisher confirms", amqp_confirm_select(state_->get(), channel));
   state_->next_sequence = 1;
@@ -382,6 +393,13 @@ std::uint32_t Connection::message_count(const std::string& name) {
   return ok->message_count;
 }
 
+std::uint32_t Connection::consumer_count(const std::string& name) {
+  const auto* ok =
+      state_->rpc("inspect queue " + name,
+                  amqp_queue_declare(state_->get(), channel, bytes_of(name), 1, 0, 0, 0, amqp_empty_table));
+  return ok->consumer_count;
+}
+
 void Connection::bind_queue(const std::string& queue, const std::string& exchange,
                             const std::string& routing_key, const Arguments& arguments) {
   Table table(arguments);
@@ -405,10 +423,11 @@ void Connection::delete_queue(const std::string& name) {
   state_->rpc("delete queue " + name, amqp_queue_delete(state_->get(), channel, bytes_of(name), 0, 0));
 }
 
-std::string Connection::consume(const std::string& queue) {
-  const auto* ok =
-      state_->rpc("consume " + queue, amqp_basic_consume(state_->get(), channel, bytes_of(queue),
-                                                         amqp_empty_bytes, 0, 0, 0, amqp_empty_table));
+std::string Connection::consume(const std::string& queue, const Arguments& arguments) {
+  Table table(arguments);
+  const auto* ok = state_->rpc(
+      "consume " + queue,
+      amqp_basic_consume(state_->get(), channel, bytes_of(queue), amqp_empty_bytes, 0, 0, 0, table.get()));
   return to_string(ok->consumer_tag);
 }
 
@@ -473,8 +492,8 @@ std::optional<Event> Connection::next_event(std::chrono::milliseconds timeout) {
     const amqp_rpc_reply_t reply = amqp_consume_message(state_->get(), &envelope.value, &wait, 0);
     if (reply.reply_type == AMQP_RESPONSE_NORMAL) {
       envelope.owned = true;
-      return to_incoming(envelope.value.delivery_tag, envelope.value.redelivered != 0,
-                         envelope.value.message);
+      return to_incoming(envelope.value.delivery_tag, envelope.value.redelivered != 0, envelope.value.message,
+                         to_string(envelope.value.consumer_tag));
     }
     if (reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
       if (reply.library_error == AMQP_STATUS_TIMEOUT) return std::nullopt;

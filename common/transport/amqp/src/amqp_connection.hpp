@@ -57,6 +57,9 @@ class Connection {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
+  // Opens the channel again after the broker closed it (a refused request): consumers, QoS and confirm mode
+  // of the old channel are gone. Throws BrokerError when the connection itself is gone.
+  void reopen_channel();
   void enable_confirms();
   void set_prefetch(std::uint16_t count);
   void declare_exchange(const std::string& name, const std::string& type);
@@ -64,6 +67,8 @@ class Connection {
   std::uint32_t declare_queue(const std::string& name, const Arguments& arguments);
   // Passive declare: the ready message count, or BrokerRefused (404) if the queue does not exist.
   std::uint32_t message_count(const std::string& name);
+  // Passive declare: the consumer count, or BrokerRefused (404) if the queue does not exist.
+  std::uint32_t consumer_count(const std::string& name);
   void bind_queue(const std::string& queue, const std::string& exchange, const std::string& routing_key,
                   const Arguments& arguments = {});
   // An exchange-to-exchange binding: what `source` routes with `routing_key` also goes through `destination`.
@@ -72,7 +77,8 @@ class Connection {
   void purge_queue(const std::string& name);
   void delete_queue(const std::string& name);
 
-  std::string consume(const std::string& queue);  // manual acks; returns the consumer tag
+  // Manual acks; returns the consumer tag. `arguments`: e.g. x-stream-offset for a stream.
+  std::string consume(const std::string& queue, const Arguments& arguments = {});
   void cancel(const std::string& consumer_tag);
   std::optional<IncomingMessage> get(const std::string& queue);  // basic.get, acked by the broker at once
 

@@ -5,6 +5,7 @@
 #include "amqp_connection.hpp"
 #include "backoff.hpp"
 #include "confirm_tracker.hpp"
+#include "imgpipe/messages/cancellation.hpp"
 #include "topology.hpp"
 
 #include <deque>
@@ -20,6 +21,7 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 constexpr std::uint16_t result_prefetch = 64;
+constexpr std::uint16_t cancellation_prefetch = 256;
 constexpr std::chrono::milliseconds max_backoff = 5s;
 // Delivery tags we hand out carry the connection epoch above this bit, so a tag from before a reconnect
 // is recognised and ignored instead of acking an unrelated delivery with the same broker tag.
@@ -49,6 +51,8 @@ struct JobChannel::Impl {
   std::uint64_t reconnects = 0;
   bool result_queue_deleted = false;
   std::string consumer_tag;
+  std::string cancellations_tag;
+  bool cancelled = false;
   amqp::ConfirmTracker<Pending> unconfirmed;
   std::deque<IncomingMessage> results;         // delivered, not yet returned by next_result
   std::optional<std::string> publish_failure;  // a message the broker nacked too often
@@ -65,6 +69,9 @@ struct JobChannel::Impl {
   void connect() {
     auto fresh = std::make_unique<amqp::Connection>(address, options);
     topology::declare_pipeline(*fresh, options);
+    // From the stream's start, so a cancel issued while we were away (or before we started) is seen too.
+    // First: should the broker refuse the stream, the channel it closes holds no other consumer yet.
+    cancellations_tag = topology::follow_cancellations(*fresh, cancellation_prefetch, log);
     if (!result_queue_deleted) {
       topology::declare_result_queue(*fresh, result_queue, options.result_queue_ttl);
       topology::bind_job_dead_letters(*fresh, result_queue, job_id);
@@ -115,6 +122,15 @@ struct JobChannel::Impl {
     blocked = false;  // a new connection starts unblocked; the broker tells it again if the alarm persists
     results.clear();
     consumer_tag.clear();
+    cancellations_tag.clear();
+  }
+
+  void take_cancel_record(const IncomingMessage& delivery) {
+    connection->ack(delivery.delivery_tag);  // a stream consumer's acks only grant credit for more
+    const auto record = decode_cancel(delivery.body);
+    if (!record || record->job_id != job_id || cancelled) return;
+    cancelled = true;
+    emit("warn", "job " + job_id + " was cancelled" + (record->by.empty() ? "" : " by " + record->by));
   }
 
   // Runs `operation` on a live connection, replacing the connection and retrying when it is lost.
@@ -137,6 +153,10 @@ struct JobChannel::Impl {
     auto event = connection->next_event(timeout);
     if (!event) return false;
     if (auto* delivery = std::get_if<IncomingMessage>(&*event)) {
+      if (!cancellations_tag.empty() && delivery->consumer_tag == cancellations_tag) {
+        take_cancel_record(*delivery);
+        return true;
+      }
       delivery->delivery_tag |= epoch << epoch_shift;
       results.push_back(std::move(*delivery));
     } else if (const auto* confirm = std::get_if<amqp::Confirm>(&*event)) {
@@ -263,6 +283,10 @@ void JobChannel::delete_result_queue() {
     j.result_queue_deleted = true;
     j.results.clear();
   });
+}
+
+bool JobChannel::cancelled() const {
+  return impl_->cancelled;
 }
 
 bool JobChannel::blocked() const {

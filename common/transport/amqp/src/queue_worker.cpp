@@ -7,6 +7,7 @@
 #include "compute_slot.hpp"
 #include "confirm_tracker.hpp"
 #include "event_fd.hpp"
+#include "imgpipe/messages/cancellation.hpp"
 #include "imgpipe/pipeline/stage_graph.hpp"
 #include "topology.hpp"
 
@@ -29,6 +30,7 @@ struct WorkerCounters {
   std::atomic<std::uint64_t> handled{0};
   std::atomic<std::uint64_t> published{0};
   std::atomic<std::uint64_t> reconnects{0};
+  std::atomic<std::uint64_t> dropped_cancelled{0};
   std::uint64_t confirmed_deliveries = 0;  // IO thread only: deliveries whose outputs were all confirmed
 };
 
@@ -36,15 +38,29 @@ void emit(const LogFn& log, std::string_view level, const std::string& line) {
   if (log) log(level, line);
 }
 
+// Cancel records are tiny: take the stream's retained tail in large gulps.
+constexpr std::uint16_t cancellation_prefetch = 256;
+// The broker sends a stream's retained records right after the consumer attaches; once none came for this
+// long, the tail is taken to be read (the stream keeps no "end" marker that AMQP 0-9-1 could ask for).
+constexpr auto cancellation_quiet = 200ms;
+constexpr auto cancellation_catch_up_limit = 3s;
+
+std::string job_of(const IncomingMessage& message) {
+  const auto found = message.headers.find(headers::job);
+  return found == message.headers.end() ? std::string() : found->second;
+}
+
 // Everything that belongs to one connection: delivery tags and publish sequence numbers mean nothing on
 // the next one, so a reconnect simply discards this object.
 class WorkerSession {
  public:
   WorkerSession(const BrokerAddress& address, const WorkerOptions& options, const LogFn& log,
-                WorkerCounters& counters, std::uint64_t epoch, ComputeSlot& compute, EventFd& wake)
+                WorkerCounters& counters, CancelledJobs& cancelled, std::uint64_t epoch, ComputeSlot& compute,
+                EventFd& wake)
       : options_(options),
         log_(log),
         counters_(counters),
+        cancelled_(cancelled),
         epoch_(epoch),
         compute_(compute),
         wake_(wake),
@@ -53,6 +69,10 @@ class WorkerSession {
     // yet. A worker on a private queue (tests, tools) must not impose its delivery limit on the pipeline.
     if (is_stage_queue(options.queue)) {
       topology::declare_pipeline(connection_, options.connection);
+      // Before the stage queue: a worker that starts after a cancel must know of it before the first
+      // delivery of that job reaches it.
+      cancellations_tag_ = topology::follow_cancellations(connection_, cancellation_prefetch, log_);
+      if (!cancellations_tag_.empty()) catch_up_on_cancellations();
     } else if (options.queue == queues::dead) {  // a dead-letter reader: the queue is a classic one
       topology::declare_dead_letters(connection_);
     } else {
@@ -111,6 +131,51 @@ class WorkerSession {
     int attempts = 1;
   };
 
+  void catch_up_on_cancellations() {
+    const auto limit = std::chrono::steady_clock::now() + cancellation_catch_up_limit;
+    while (std::chrono::steady_clock::now() < limit) {
+      auto event = connection_.next_event(cancellation_quiet);
+      if (!event) return;
+      handle(std::move(*event), false);
+    }
+  }
+
+  bool is_cancelled(const IncomingMessage& delivery) const {
+    const std::string job = job_of(delivery);
+    return !job.empty() && cancelled_.contains(job);
+  }
+
+  // Acked, so the broker forgets it: nobody waits for this job's results any more.
+  void drop_cancelled(const IncomingMessage& delivery) {
+    connection_.ack(delivery.delivery_tag);
+    ++counters_.dropped_cancelled;
+    if (options_.on_cancelled_dropped) options_.on_cancelled_dropped();
+  }
+
+  void take_cancel_record(const IncomingMessage& delivery) {
+    connection_.ack(delivery.delivery_tag);  // a stream consumer's acks only grant credit for more
+    const auto record = decode_cancel(delivery.body);
+    if (!record) {
+      emit(log_, "warn",
+           std::string("ignoring a message on ") + queues::cancelled + " that is not a cancel record");
+      return;
+    }
+    if (!cancelled_.add(record->job_id)) return;  // known already: read again after a reconnect
+    std::size_t dropped = 0;
+    for (auto it = buffered_.begin(); it != buffered_.end();) {
+      if (job_of(*it) == record->job_id) {
+        drop_cancelled(*it);
+        it = buffered_.erase(it);
+        ++dropped;
+      } else {
+        ++it;
+      }
+    }
+    emit(log_, "info",
+         "job " + record->job_id + " was cancelled" + (record->by.empty() ? "" : " by " + record->by) +
+             ": its deliveries are dropped unprocessed (" + std::to_string(dropped) + " buffered here)");
+  }
+
   // A delivery is in exactly one place: buffered, in the compute slot, or awaiting its confirms.
   void report_held() {
     if (!options_.on_held_changed) return;
@@ -137,8 +202,16 @@ class WorkerSession {
 
   void handle(amqp::Event event, bool stopping) {
     if (auto* delivery = std::get_if<IncomingMessage>(&event)) {
-      // While stopping, a delivery that raced the cancel stays unacked and returns to the queue on close.
-      if (!stopping) buffered_.push_back(std::move(*delivery));
+      if (!cancellations_tag_.empty() && delivery->consumer_tag == cancellations_tag_) {
+        take_cancel_record(*delivery);
+      } else if (stopping) {
+        // While stopping, a delivery that raced the cancel stays unacked and returns to the queue on close.
+      } else if (is_cancelled(*delivery)) {
+        emit(log_, "debug", "dropped a delivery of cancelled job " + job_of(*delivery));
+        drop_cancelled(*delivery);
+      } else {
+        buffered_.push_back(std::move(*delivery));
+      }
     } else if (const auto* confirm = std::get_if<amqp::Confirm>(&event)) {
       settle(*confirm);
     } else if (const auto* returned = std::get_if<amqp::Returned>(&event)) {
@@ -170,6 +243,16 @@ class WorkerSession {
       return;
     }
     if (result.outputs.empty()) {
+      acknowledge(result.delivery_tag);
+      return;
+    }
+    // Cancelled while it computed: nobody reads its results, and the next stage would only drop it.
+    const bool of_cancelled_job =
+        std::any_of(result.outputs.begin(), result.outputs.end(), [&](const OutgoingMessage& out) {
+          const auto job = out.headers.find(headers::job);
+          return job != out.headers.end() && cancelled_.contains(job->second);
+        });
+    if (of_cancelled_job) {
       acknowledge(result.delivery_tag);
       return;
     }
@@ -215,11 +298,13 @@ class WorkerSession {
   const WorkerOptions& options_;
   const LogFn& log_;
   WorkerCounters& counters_;
+  CancelledJobs& cancelled_;
   const std::uint64_t epoch_;
   ComputeSlot& compute_;
   EventFd& wake_;
   amqp::Connection connection_;
   std::string consumer_tag_;
+  std::string cancellations_tag_;                  // empty: this worker does not follow cancellations
   std::deque<IncomingMessage> buffered_;           // delivered, not yet handed to the handler
   std::map<std::uint64_t, std::size_t> awaiting_;  // delivery tag -> outputs not yet confirmed
   amqp::ConfirmTracker<PendingPublish> unconfirmed_;
@@ -234,6 +319,7 @@ struct QueueWorker::Impl {
   DeliveryHandler handler;
   LogFn log;
   WorkerCounters counters;
+  CancelledJobs cancelled;  // outlives connections: each reconnect reads the stream again
 };
 
 QueueWorker::QueueWorker(BrokerAddress address, WorkerOptions options, DeliveryHandler handler, LogFn log)
@@ -255,7 +341,7 @@ void QueueWorker::run(const std::atomic<bool>& stop) {
   bool connected_before = false;
   while (!stop) {
     try {
-      WorkerSession session(w.address, w.options, w.log, w.counters, ++epoch, compute, wake);
+      WorkerSession session(w.address, w.options, w.log, w.counters, w.cancelled, ++epoch, compute, wake);
       if (connected_before) ++w.counters.reconnects;
       connected_before = true;
       backoff.reset();
@@ -273,8 +359,8 @@ void QueueWorker::run(const std::atomic<bool>& stop) {
 }
 
 QueueWorker::Stats QueueWorker::stats() const {
-  return {impl_->counters.handled.load(), impl_->counters.published.load(),
-          impl_->counters.reconnects.load()};
+  return {impl_->counters.handled.load(), impl_->counters.published.load(), impl_->counters.reconnects.load(),
+          impl_->counters.dropped_cancelled.load()};
 }
 
 }  // namespace imgpipe

@@ -23,6 +23,32 @@ void declare_dead_letters(amqp::Connection& connection) {
   connection.declare_queue(queues::dead, {});
 }
 
+void declare_cancellations(amqp::Connection& connection) {
+  // Retention is applied a whole segment at a time, so segments are small; 1 MiB holds about ten thousand
+  // records, fewer than a reader's CancelledJobs remembers. A day is longer than any batch of a cancelled
+  // job should wait in a stage queue; a batch older than that is answered into a result queue that is gone.
+  connection.declare_queue(queues::cancelled, {{"x-queue-type", std::string("stream")},
+                                               {"x-max-length-bytes", std::int64_t{1} << 20},
+                                               {"x-stream-max-segment-size-bytes", std::int64_t{128} << 10},
+                                               {"x-max-age", std::string("1D")}});
+}
+
+std::string follow_cancellations(amqp::Connection& connection, std::uint16_t prefetch, const LogFn& log) {
+  try {
+    declare_cancellations(connection);
+    connection.set_prefetch(prefetch);
+    return connection.consume(queues::cancelled, {{"x-stream-offset", std::string("first")}});
+  } catch (const BrokerRefused& error) {
+    // The pipeline must not stop because cancelling is unavailable: carry on without it, and say so.
+    if (log) {
+      log("warn", std::string(error.what()) + "; running WITHOUT following cancellations (imgpipe cancel " +
+                      "will not reach this process) until it reconnects");
+    }
+    connection.reopen_channel();
+    return {};
+  }
+}
+
 void declare_pipeline(amqp::Connection& connection, const QueueSetup& setup) {
   declare_dead_letters(connection);
   for (const auto& stage : stage_graph()) declare_stage_queue(connection, stage.queue, setup);

@@ -4,12 +4,25 @@
 #include "amqp_connection.hpp"
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 
 namespace imgpipe::topology {
 
 // Exchanges imgpipe.dlx (direct) and imgpipe.dead.jobs (headers), and queue imgpipe.dead.
 void declare_dead_letters(amqp::Connection& connection);
+
+// The stream of cancel records (queues::cancelled): durable, with a small bounded retention (its newest
+// records, at most a day old), which workers and publishers read from its start.
+void declare_cancellations(amqp::Connection& connection);
+
+// Declares the stream and starts reading its cancel records from the first retained one; returns the
+// consumer tag. A stream consumer needs a prefetch (basic.qos) in force when it is created: `prefetch` is
+// set for it and left in force. When the broker refuses (RabbitMQ 3.10 can leave a stream unavailable after
+// an unclean shutdown: "home node ... is down or inaccessible"), logs a warning, reopens the channel (which
+// the refusal closed, with whatever consumers it had: call this before any other consume) and returns an
+// empty tag: the caller then runs without cancellations until its next connect.
+std::string follow_cancellations(amqp::Connection& connection, std::uint16_t prefetch, const LogFn& log);
 
 // The dead letters and the queue of every stage of the graph.
 void declare_pipeline(amqp::Connection& connection, const QueueSetup& setup);

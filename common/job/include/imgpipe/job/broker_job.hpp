@@ -28,12 +28,16 @@ struct BrokerJobSettings {
   // Called after each batch is published, before the next is read; may be empty. (The submit command's hidden
   // test flag pauses here, so a test can kill the publisher mid-submit.)
   std::function<void()> after_publish;
+  // Called once when the job turns out to be cancelled (`imgpipe cancel`); may be empty.
+  std::function<void()> on_cancelled;
 };
 
 // Publishes `inputs` as the job's image batches, no more at once than the window admits, and collects results
 // until `results` (which may hold more images than `inputs`, and answers already, when a job is resumed) is
-// complete. A dead letter of the job (dead_letters.hpp) answers each image it carried with an error. Returns
-// the job id. Throws BrokerError when the broker cannot be reached or the job stalls.
+// complete. A dead letter of the job (dead_letters.hpp) answers each image it carried with an error. A job
+// cancelled by `imgpipe cancel` publishes no more and answers every image still without a result with the
+// error "cancelled" (the results that arrived before stay). Returns the job id. Throws BrokerError when the
+// broker cannot be reached or the job stalls.
 std::string run_broker_job(const BrokerAddress& address, const std::vector<JobInput>& inputs,
                            const BrokerJobSettings& settings, JobResults& results, const LogFn& log);
 

@@ -26,6 +26,9 @@ class JobResults {
   std::size_t unknown() const { return unknown_; }
   bool complete() const { return results_.size() == total_; }
   const ImageResult* find(const std::string& image_id) const;
+  // Answers every image still without a result with the error `error` (a cancelled job's remaining
+  // images); returns how many it answered.
+  std::size_t answer_rest(const std::string& error);
   std::string model_version_of(const std::string& image_id) const;
 
  private:

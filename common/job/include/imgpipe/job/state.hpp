@@ -1,8 +1,10 @@
 // A broker job's progress as a small JSON file, so `imgpipe status --job ID` in another process (or
 // another terminal, later) can tell how far the job got:
 //   <state-dir>/jobs/<id>.json  {job, model, total, done, failed, duplicates, started, updated, finished,
-//                                result_queue, host, pid, error}
-// Times are Unix seconds (UTC, millisecond precision); finished is null while the job runs.
+//                                result_queue, host, pid, error, cancelled, batch_size, recent}
+// Times are Unix seconds (UTC, millisecond precision); finished is null while the job runs, cancelled
+// null unless `imgpipe cancel` cancelled the job; recent is [[time, done], ...] over the last minute, for a
+// rolling rate.
 // Each write goes to a temporary file that is then renamed over the old one, so a reader never sees half a
 // file, whatever moment the publisher dies at.
 #pragma once
@@ -14,6 +16,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "imgpipe/job/batching.hpp"
 #include "imgpipe/job/results.hpp"
@@ -44,10 +47,18 @@ struct JobState {
   std::string result_queue;
   std::string host;  // where the publisher runs, so a reader can check whether it still does
   long pid = 0;
-  std::string error;  // why the job gave up, when it did
+  std::string error;                // why the job gave up, when it did
+  std::optional<double> cancelled;  // when `imgpipe cancel` cancelled it (that command, or the publisher)
+  std::size_t batch_size = 0;       // images per message; 0 = not recorded (older state files)
+  struct Sample {
+    double time = 0;  // Unix seconds
+    std::size_t done = 0;
+  };
+  std::vector<Sample> recent;  // oldest first, one per write, the last minute's
 
-  // "running", "finished", "failed" (gave up; see error), or "abandoned": the publisher on this host is gone
-  // without a last word (killed). A publisher on another host cannot be checked and counts as running.
+  // "cancelled", "running", "finished", "failed" (gave up; see error), or "abandoned": the publisher on this
+  // host is gone without a last word (killed). A publisher on another host cannot be checked and counts as
+  // running.
   std::string phase() const;
 
   // Throws std::runtime_error naming the file when it is missing or unreadable.
@@ -56,6 +67,20 @@ struct JobState {
 
 // The state file's JSON form (also the base of `imgpipe status --job --json`).
 nlohmann::json to_json(const JobState& state);
+
+// Images per second over the samples of the last `window` seconds before the newest one: what the job does
+// now, not what it did on average (a job slows down when another starts, speeds up when workers are added).
+// When results come more rarely than that, the two newest samples. nullopt with fewer than two samples or
+// under a second between them.
+std::optional<double> rolling_rate(const std::vector<JobState::Sample>& samples, double window = 30);
+
+// Seconds until a running job is done at its rolling rate (its average rate when the state file has no
+// samples), counted from `now`; nullopt when it is not running or the rate is unknown or 0.
+std::optional<double> eta_seconds(const JobState& state, double now);
+
+// Records in a job's state file that `imgpipe cancel` cancelled it (from any process, atomically); false
+// when there is no state file for it in `state_dir`.
+bool mark_job_cancelled(const std::filesystem::path& state_dir, const std::string& job_id);
 
 // Writes one job's state file. Not thread-safe: the publisher's job loop owns it.
 class JobStateFile {
@@ -67,6 +92,8 @@ class JobStateFile {
   void update(const JobResults& results, std::chrono::milliseconds interval = std::chrono::seconds(1));
   // The last write: counts, finished time and, for a job that gave up, why.
   void finish(const JobResults& results, const std::string& error = "");
+  // The job was cancelled: the next write says so.
+  void mark_cancelled();
 
   const std::filesystem::path& path() const { return path_; }
 

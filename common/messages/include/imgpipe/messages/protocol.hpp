@@ -19,6 +19,9 @@ inline constexpr const char* dead = "imgpipe.dead";
 inline constexpr const char* dead_letter_exchange = "imgpipe.dlx";
 // Headers exchange: each result queue binds here on its job id (x-match all-with-x, RabbitMQ 3.10+).
 inline constexpr const char* dead_letters_by_job = "imgpipe.dead.jobs";
+// Stream of cancel records (messages/cancellation.hpp): every worker and publisher reads it, from its start
+// on every connect, so a cancel reaches replicas that start after it too.
+inline constexpr const char* cancelled = "imgpipe.cancelled";
 std::string results_for(std::string_view job_id);
 }  // namespace queues
 

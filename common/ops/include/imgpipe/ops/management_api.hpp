@@ -39,10 +39,12 @@ struct QueueStats {
   std::uint64_t ready = 0;
   std::uint64_t unacked = 0;
   std::uint64_t consumers = 0;
-  // Messages per second over the plugin's sampling window; 0 when the queue has been idle, because the
-  // API then leaves the *_details objects out.
+  // Messages per second averaged over the last 30 s (the API's msg_rates_age=30, samples 5 s apart: its
+  // instantaneous rate flickers, channels report acks every few sampling intervals); 0 when the queue has
+  // been idle, because the API then leaves the *_details objects out.
   double publish_rate = 0;
   double deliver_rate = 0;
+  double ack_rate = 0;  // deliveries its consumers finished (acked): what the stage processed
   std::uint64_t depth() const { return ready + unacked; }
 };
 

@@ -50,6 +50,7 @@ class WorkerMetrics {
   void model_loaded(std::chrono::duration<double> took);
   void deliveries_in_flight(std::size_t held);  // received from the broker, not yet acked or rejected
   void dead_lettered();
+  void cancelled_dropped();  // a delivery of a cancelled job, acked and dropped unprocessed
 
   // Serves http://address:port/metrics from now on. Throws MetricsUnavailable when it cannot listen there,
   // std::invalid_argument when `address` is not an IP address, std::logic_error when already serving.

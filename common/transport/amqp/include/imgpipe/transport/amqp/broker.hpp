@@ -8,6 +8,8 @@
 //   exchange imgpipe.dead.jobs (headers), bound to imgpipe.dlx: a copy of each dead letter goes to the
 //     result queue of the job named by its x-imgpipe-job header, so the publisher can answer its images
 //   queue imgpipe.results.<job> per job: durable, x-expires, so results outlive a publisher crash for a while
+//   stream imgpipe.cancelled: `imgpipe cancel` records; workers and publishers read it from its start on
+//     every connect (bounded retention), so a cancel reaches every replica, including later ones
 // All messages are persistent and published with confirms, on the default exchange except dead letters.
 #pragma once
 
@@ -87,7 +89,8 @@ struct IncomingMessage {
   std::uint64_t delivery_tag = 0;  // opaque: pass it back to the object that delivered the message
   bool redelivered = false;
   std::vector<std::uint8_t> body;
-  Headers headers;  // string-valued headers only; others are ignored
+  Headers headers;           // string-valued headers only; others are ignored
+  std::string consumer_tag;  // the consumer of the connection it was delivered to (empty for basic.get)
 };
 
 }  // namespace imgpipe

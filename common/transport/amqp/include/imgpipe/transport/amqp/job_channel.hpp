@@ -39,6 +39,10 @@ class JobChannel {
   // A tag from before a reconnect is ignored: the broker redelivers that result anyway.
   void ack(std::uint64_t delivery_tag);
   void delete_result_queue();
+  // `imgpipe cancel` cancelled this job: the channel reads the stream of cancel records (from its start,
+  // on every connect) and notices it inside its calls (publish, wait_confirms, next_result). Once true the
+  // job will get no more results: `imgpipe cancel` deleted its result queue.
+  bool cancelled() const;
   std::uint64_t reconnects() const;
 
  private:

@@ -29,6 +29,9 @@ struct WorkerOptions {
   // delivery is acked, with how many deliveries got this far since the worker started (1, 2, ...). This is
   // the one moment a crash leaves outputs published and their input unacked: tests/fault hooks in here.
   std::function<void(std::uint64_t confirmed_deliveries)> before_ack;
+  // Called on the IO thread for each delivery of a cancelled job (`imgpipe cancel`) that was acked and
+  // dropped without reaching the handler. For metrics.
+  std::function<void()> on_cancelled_dropped;
 };
 
 // What the handler wants done with one delivery: publish these, then ack the delivery once every one of
@@ -44,6 +47,11 @@ using DeliveryHandler = std::function<std::vector<OutgoingMessage>(const Incomin
 // interval never drops the connection. Reconnects with exponential backoff after any connection failure,
 // re-declares the topology and QoS, and lets unacked deliveries be redelivered by the broker.
 // On stop, the batch in flight is finished, published, confirmed and acked before run() returns.
+// A worker of a stage queue of the pipeline also reads the stream of cancel records (queues::cancelled)
+// from its start before it consumes, and keeps reading it: a delivery whose x-imgpipe-job names a cancelled
+// job is acked and dropped without reaching the handler, and the outputs of a batch that was computing when
+// its job was cancelled are dropped instead of published. Cancelled jobs are remembered in a bounded set
+// (messages/cancellation.hpp).
 class QueueWorker {
  public:
   QueueWorker(BrokerAddress address, WorkerOptions options, DeliveryHandler handler, LogFn log);
@@ -57,6 +65,7 @@ class QueueWorker {
     std::uint64_t handled = 0;
     std::uint64_t published = 0;
     std::uint64_t reconnects = 0;
+    std::uint64_t dropped_cancelled = 0;  // deliveries of cancelled jobs dropped unhandled
   };
   Stats stats() const;
 
