@@ -97,11 +97,13 @@ TEST_CASE(
   const int feature_port = metrics_port(work.path() / "feature.log");
 
   const auto submit_log = work.path() / "submit.log";
-  ChildProcess submit(worker_binary("imgpipe"),
-                      submit_arguments({"--batch-size", "8", "--test-publish-delay-ms", "20",
-                                        "--idle-timeout", "300", "--state-dir", state_dir.string(), "-o",
-                                        results_file.string(), inputs.dir.path().string()}),
-                      submit_log, broker_environment());
+  ChildProcess submit(
+      worker_binary("imgpipe"),
+      // A window wide enough for the whole job, so that it piles up in the stage queues.
+      submit_arguments({"--batch-size", "8", "--in-flight-images", "100000", "--test-publish-delay-ms", "20",
+                        "--idle-timeout", "300", "--state-dir", state_dir.string(), "-o",
+                        results_file.string(), inputs.dir.path().string()}),
+      submit_log, broker_environment());
   std::optional<std::string> job_id;
   REQUIRE(eventually([&] { return (job_id = job_id_in(submit_log)).has_value(); }, 60s));
   // Some results come back, then the feature worker goes away: the job's pixel batches pile up.

@@ -86,10 +86,13 @@ TEST_CASE("a publisher killed while waiting for results is resumed without publi
   // No classify worker yet: the broken files are answered by preprocess, the rest wait in imgpipe.features.
   auto preprocess = start_worker("preprocess", state.path() / "preprocess.log");
   auto feature = start_worker("feature", state.path() / "feature.log");
-  ChildProcess submit(worker_binary("imgpipe"),
-                      submit_arguments({"--batch-size", "4", "--state-dir", state.path().string(), "-o",
-                                        (state.path() / "first.jsonl").string(), inputs.dir.path().string()}),
-                      log_file, broker_environment());
+  ChildProcess submit(
+      worker_binary("imgpipe"),
+      // A window wide enough for the whole job: every image is published with nobody answering.
+      submit_arguments({"--batch-size", "4", "--in-flight-images", "1000", "--state-dir",
+                        state.path().string(), "-o", (state.path() / "first.jsonl").string(),
+                        inputs.dir.path().string()}),
+      log_file, broker_environment());
   const std::string job_id = wait_for_job_id(log_file);
   // Killed once every image is published and the broken ones are answered (journaled).
   REQUIRE(wait_until([&] {

@@ -96,7 +96,11 @@ std::string run_broker_job(const BrokerAddress& address, const std::vector<JobIn
       }
       std::size_t bytes = 0;
       for (const auto& image : waiting->images) bytes += image.bytes.size();
-      if (!window.admits(waiting->images.size(), bytes)) return;
+      if (!window.admits(waiting->images.size(), bytes)) {
+        // Journaled before waiting for answers: a resumed job then publishes none of these again.
+        journal_published();
+        return;
+      }
       for (const auto& image : waiting->images) {
         unjournaled.push_back(image.image_id);
         window.published(image.image_id, image.bytes.size());
