@@ -5,6 +5,10 @@
 #include <sstream>
 
 namespace imgpipe {
+namespace {
+// What a reference adds to a message, about (its JSON item), for the batch's byte budget.
+constexpr std::size_t kReferenceBytes = 256;
+}  // namespace
 
 void for_each_batch(const std::vector<JobInput>& inputs, const JobRef& job, const JobSettings& settings,
                     const std::function<void(ImageBatch&&)>& on_batch, const ResultSink& sink) {
@@ -18,12 +22,14 @@ void for_each_batch(const std::vector<JobInput>& inputs, const JobRef& job, cons
   };
   for (const auto& input : inputs) {
     if (settings.stop != nullptr && *settings.stop) throw JobInterrupted("interrupted while reading inputs");
-    ReadOutcome outcome = read_input(input, settings.max_file_bytes);
+    ReadOutcome outcome = input.object
+                              ? read_object_input(input, settings.max_file_bytes, settings.objects.get())
+                              : read_input(input, settings.max_file_bytes);
     if (outcome.error) {
       sink(*outcome.error, "");
       continue;
     }
-    batch_bytes += outcome.image->bytes.size();
+    batch_bytes += outcome.image->object ? kReferenceBytes : outcome.image->bytes.size();
     batch.images.push_back(std::move(*outcome.image));
     if (batch.images.size() >= settings.batch_size || batch_bytes >= settings.max_batch_bytes) flush();
   }

@@ -17,6 +17,8 @@
 #include <nlohmann/json.hpp>
 
 #include "imgpipe/ops/files.hpp"
+#include "imgpipe/storage/s3_client.hpp"
+#include "imgpipe/storage/s3_uri.hpp"
 
 namespace imgpipe {
 namespace fs = std::filesystem;
@@ -35,11 +37,13 @@ bool has_image_extension(const fs::path& path) {
 struct Collected {
   fs::path path;
   fs::path confined_to;
+  std::optional<ObjectRef> object;
 };
 
 struct Walk {
   std::vector<Collected> images;
   std::vector<fs::path> not_images;
+  const S3Client* objects = nullptr;
 };
 
 // Symlinked folders are not entered (no loops, nothing outside the folder); a symlink with an image name is
@@ -59,8 +63,36 @@ void add_folder(const fs::path& folder, Walk& out) {
   }
   std::sort(found.begin(), found.end());
   std::sort(others.begin(), others.end());
-  for (auto& path : found) out.images.push_back({std::move(path), folder});
+  for (auto& path : found) out.images.push_back({std::move(path), folder, std::nullopt});
   for (auto& path : others) out.not_images.push_back(std::move(path));
+}
+
+// s3://bucket/prefix/ is listed like a folder (ListObjectsV2 gives keys in order); s3://bucket/key is taken
+// as named, its ETag asked for when it is read.
+void add_object_argument(const std::string& argument, Walk& out) {
+  S3Uri uri;
+  try {
+    uri = parse_s3_uri(argument);
+  } catch (const std::invalid_argument& error) {
+    throw UsageError(error.what());
+  }
+  if (out.objects == nullptr) throw UsageError(argument + ": this command takes no s3:// inputs");
+  if (!uri.key.empty() && !uri.key.ends_with('/')) {
+    out.images.push_back({argument, {}, ObjectRef{uri.bucket, uri.key, "", 0}});
+    return;
+  }
+  out.objects->list_objects(uri.bucket, uri.key, [&](std::vector<ListedObject>&& page) {
+    for (auto& listed : page) {
+      if (listed.key.ends_with('/')) continue;  // a "folder" marker some tools create
+      const std::string name = s3_uri(uri.bucket, listed.key);
+      if (has_image_extension(listed.key)) {
+        out.images.push_back(
+            {name, {}, ObjectRef{uri.bucket, std::move(listed.key), std::move(listed.etag), listed.size}});
+      } else {
+        out.not_images.push_back(name);
+      }
+    }
+  });
 }
 
 void add_argument(const std::string& argument, Walk& out, int depth) {
@@ -74,22 +106,28 @@ void add_argument(const std::string& argument, Walk& out, int depth) {
       if (!line.empty() && line.back() == '\r') line.pop_back();
       if (line.empty() || line.front() == '#') continue;
       const fs::path named = line;
-      add_argument(named.is_absolute() ? line : (list.parent_path() / named).string(), out, depth + 1);
+      add_argument(named.is_absolute() || is_s3_uri(line) ? line : (list.parent_path() / named).string(), out,
+                   depth + 1);
     }
+    return;
+  }
+  if (is_s3_uri(argument)) {
+    add_object_argument(argument, out);
     return;
   }
   std::error_code error;
   if (fs::is_directory(argument, error)) {
     add_folder(argument, out);
   } else {
-    out.images.push_back({argument, {}});  // a missing file gets its own error line when it is read
+    out.images.push_back({argument, {}, std::nullopt});  // a missing file gets its own line when it is read
   }
 }
 
 }  // namespace
 
-CollectedInputs gather_inputs(const std::vector<std::string>& arguments) {
+CollectedInputs gather_inputs(const std::vector<std::string>& arguments, const S3Client* objects) {
   Walk walk;
+  walk.objects = objects;
   for (const auto& argument : arguments) add_argument(argument, walk, 0);
   auto& paths = walk.images;
   CollectedInputs out;
@@ -98,7 +136,8 @@ CollectedInputs gather_inputs(const std::vector<std::string>& arguments) {
   for (std::size_t i = 0; i < paths.size(); ++i) {
     std::ostringstream id;
     id << std::setw(width) << std::setfill('0') << i;
-    out.images.push_back({id.str(), std::move(paths[i].path), std::move(paths[i].confined_to)});
+    out.images.push_back(
+        {id.str(), std::move(paths[i].path), std::move(paths[i].confined_to), std::move(paths[i].object)});
   }
   out.not_images = std::move(walk.not_images);
   return out;
@@ -176,6 +215,28 @@ ReadOutcome read_input(const JobInput& input, std::size_t max_file_bytes) {
     done += static_cast<std::size_t>(got);
   }
   return {std::move(image), std::nullopt};
+}
+
+ReadOutcome read_object_input(const JobInput& input, std::size_t max_file_bytes, const S3Client* objects) {
+  auto fail = [&](const std::string& reason) {
+    return ReadOutcome{std::nullopt, ImageResult{input.image_id, "", 0.0, reason}};
+  };
+  ObjectRef object = *input.object;
+  if (object.etag.empty()) {
+    if (objects == nullptr) return fail(input.path.string() + ": no object storage to ask for it");
+    try {
+      const ListedObject found = objects->head_object(object.bucket, object.key);
+      object.etag = found.etag;
+      object.size = found.size;
+    } catch (const std::runtime_error& error) {
+      return fail(error.what());
+    }
+  }
+  if (object.size > max_file_bytes) {
+    return fail(input.path.string() + ": object of " + std::to_string(object.size) +
+                " bytes is over the limit of " + std::to_string(max_file_bytes) + " bytes");
+  }
+  return {EncodedImage{input.image_id, {}, std::move(object)}, std::nullopt};
 }
 
 }  // namespace imgpipe

@@ -3,11 +3,23 @@
 #include <opencv2/core.hpp>
 
 #include "imgpipe/stages/model_for_batch.hpp"
+#include "imgpipe/storage/s3_error.hpp"
+#include "imgpipe/storage/s3_uri.hpp"
 
 namespace imgpipe {
 
-PreprocessStage::PreprocessStage(ModelStore store, DecodeLimits limits, ModelLoadObserver on_load)
-    : configs_(std::move(store), keep_config, std::move(on_load)), limits_(limits) {}
+PreprocessStage::PreprocessStage(ModelStore store, DecodeLimits limits, ModelLoadObserver on_load,
+                                 std::shared_ptr<const S3Client> objects)
+    : configs_(std::move(store), keep_config, std::move(on_load)),
+      limits_(limits),
+      objects_(std::move(objects)) {}
+
+std::vector<std::uint8_t> PreprocessStage::fetch(const ObjectRef& object) const {
+  if (!objects_) {
+    throw S3Error(s3_uri(object.bucket, object.key) + ": this worker has no object storage client", 0, "");
+  }
+  return objects_->fetch(object, limits_.max_file_bytes);
+}
 
 StageOutput PreprocessStage::process(const Batch& in) {
   const ImageBatch& batch = batch_taken_by<ImageBatch>(*this, in);
@@ -19,7 +31,15 @@ StageOutput PreprocessStage::process(const Batch& in) {
   next.job.model_version = model.config->version;
   for (const auto& image : batch.images) {
     try {
-      next.images.push_back(decode_and_fit(image.image_id, image.bytes, model.config->input, limits_));
+      if (image.object) {
+        // The fetched bytes live only while this image is decoded.
+        const std::vector<std::uint8_t> bytes = fetch(*image.object);
+        next.images.push_back(decode_and_fit(image.image_id, bytes, model.config->input, limits_));
+      } else {
+        next.images.push_back(decode_and_fit(image.image_id, image.bytes, model.config->input, limits_));
+      }
+    } catch (const S3Error& error) {
+      output.errors.push_back({image.image_id, "", 0.0, error.what()});
     } catch (const ImageError& error) {
       output.errors.push_back({image.image_id, "", 0.0, error.what()});
     } catch (const cv::Exception& error) {
