@@ -233,3 +233,21 @@ TEST_CASE("a preprocess worker with a wrong secret key answers each object with 
   CHECK_THAT(log, !Catch::Contains(wrong_secret) && !Catch::Contains(s3_access_key()));
   CHECK(cluster.worker("preprocess").running());
 }
+
+TEST_CASE("a fused preprocess+feature node fetches the objects of a bucket like a preprocess worker",
+          "[e2e][storage][fused]") {
+  const std::string bucket = unique_bucket("fused");
+  test_store().create_bucket(bucket);
+  put_file(bucket, "baboon.jpg", opencv_photo("baboon.jpg"));
+  put_file(bucket, "squirrel.jpg", opencv_photo("squirrel_cls.jpg"));
+  Cluster cluster(/*fused=*/true, {}, {}, cluster_environment());
+  TempDir out("imgpipe-s3-out");
+  const fs::path output = out.path() / "results.jsonl";
+  const auto result = run_job("submit", output.string(), {"s3://" + bucket});
+  INFO(result.err);
+  REQUIRE(result.exit_code == 0);
+  const auto lines = lines_by_image(read_text_file(output));
+  REQUIRE(lines.size() == 2);
+  CHECK(lines.at("s3://" + bucket + "/baboon.jpg").at("label") == "baboon");
+  CHECK(lines.at("s3://" + bucket + "/squirrel.jpg").at("label") == "fox squirrel");
+}
