@@ -5,8 +5,13 @@
 #include "imgpipe/stages/model_for_batch.hpp"
 #include "imgpipe/storage/s3_error.hpp"
 #include "imgpipe/storage/s3_uri.hpp"
+#include "object_prefetch.hpp"
 
 namespace imgpipe {
+namespace {
+// Objects fetched at once per batch (the one being decoded included).
+constexpr std::size_t kFetchWindow = 4;
+}  // namespace
 
 PreprocessStage::PreprocessStage(ModelStore store, DecodeLimits limits, ModelLoadObserver on_load,
                                  std::shared_ptr<const S3Client> objects)
@@ -29,11 +34,14 @@ StageOutput PreprocessStage::process(const Batch& in) {
   const auto& model = *loaded;
   PixelBatch next{batch.job, {}};
   next.job.model_version = model.config->version;
-  for (const auto& image : batch.images) {
+  ObjectPrefetch objects(
+      batch.images, [this](const ObjectRef& object) { return fetch(object); }, kFetchWindow);
+  for (std::size_t i = 0; i < batch.images.size(); ++i) {
+    const EncodedImage& image = batch.images[i];
     try {
       if (image.object) {
         // The fetched bytes live only while this image is decoded.
-        const std::vector<std::uint8_t> bytes = fetch(*image.object);
+        const std::vector<std::uint8_t> bytes = objects.take(i);
         next.images.push_back(decode_and_fit(image.image_id, bytes, model.config->input, limits_));
       } else {
         next.images.push_back(decode_and_fit(image.image_id, image.bytes, model.config->input, limits_));

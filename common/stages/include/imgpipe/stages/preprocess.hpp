@@ -1,6 +1,7 @@
 // Preprocess: encoded image bytes -> uint8 pixels in the model's input geometry (OpenCV inside). An image
 // that travels as an object reference is fetched here first (GetObject of the listed version, at most
-// limits.max_file_bytes), one at a time, so a batch of camera photos never sits in memory at once.
+// limits.max_file_bytes), four at a time ahead of the decoder, so a batch of camera photos never sits in
+// memory at once and the network waits overlap the decoding.
 #pragma once
 
 #include <memory>
