@@ -210,6 +210,23 @@ TEST_CASE("a server that cannot be reached is retried with backoff, then named i
   CHECK_THAT(error, Catch::StartsWith("s3://some-bucket/a.jpg: ") && Catch::EndsWith("(after 3 attempts)"));
 }
 
+TEST_CASE("a server error (5xx) is retried with backoff, then reported with its code", "[storage]") {
+  S3Config config = server_config();
+  config.attempts = 3;
+  config.first_backoff = std::chrono::milliseconds(100);
+  const S3Client client(config);
+  const std::string bucket = unique_bucket("retry");
+  client.create_bucket(bucket);
+  // s3s-fs keeps objects as files: "folder/inner" makes "folder" a directory, and a GET of "folder" fails
+  // inside the server (500 InternalError) on every attempt.
+  client.put_object(bucket, "folder/inner.jpg", bytes_of("x"));
+  const auto start = std::chrono::steady_clock::now();
+  const std::string error = s3_error_of([&] { client.fetch({bucket, "folder", "", 0}, 100); });
+  CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(150));
+  CHECK_THAT(error, Catch::StartsWith("s3://" + bucket + "/folder: 500 InternalError") &&
+                        Catch::EndsWith("after 3 attempts)"));
+}
+
 TEST_CASE("S3 URLs: keys encoded as SigV4 signs them, path-style or virtual-hosted", "[storage][sigv4]") {
   CHECK(s3_encode("a b+c%d/é~_-.", true) == "a%20b%2Bc%25d/%C3%A9~_-.");
   CHECK(s3_encode("a/b", false) == "a%2Fb");
