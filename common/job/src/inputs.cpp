@@ -17,22 +17,13 @@
 #include <nlohmann/json.hpp>
 
 #include "imgpipe/ops/files.hpp"
-#include "imgpipe/storage/s3_client.hpp"
 #include "imgpipe/storage/s3_uri.hpp"
+#include "object_inputs.hpp"
 
 namespace imgpipe {
 namespace fs = std::filesystem;
 
 namespace {
-
-bool has_image_extension(const fs::path& path) {
-  static const std::set<std::string> kExtensions = {".jpg",  ".jpeg", ".png",  ".bmp",  ".webp", ".tif",
-                                                    ".tiff", ".gif",  ".heic", ".heif", ".avif"};
-  std::string extension = path.extension().string();
-  std::transform(extension.begin(), extension.end(), extension.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return kExtensions.count(extension) > 0;
-}
 
 struct Collected {
   fs::path path;
@@ -67,34 +58,6 @@ void add_folder(const fs::path& folder, Walk& out) {
   for (auto& path : others) out.not_images.push_back(std::move(path));
 }
 
-// s3://bucket/prefix/ is listed like a folder (ListObjectsV2 gives keys in order); s3://bucket/key is taken
-// as named, its ETag asked for when it is read.
-void add_object_argument(const std::string& argument, Walk& out) {
-  S3Uri uri;
-  try {
-    uri = parse_s3_uri(argument);
-  } catch (const std::invalid_argument& error) {
-    throw UsageError(error.what());
-  }
-  if (out.objects == nullptr) throw UsageError(argument + ": this command takes no s3:// inputs");
-  if (!uri.key.empty() && !uri.key.ends_with('/')) {
-    out.images.push_back({argument, {}, ObjectRef{uri.bucket, uri.key, "", 0}});
-    return;
-  }
-  out.objects->list_objects(uri.bucket, uri.key, [&](std::vector<ListedObject>&& page) {
-    for (auto& listed : page) {
-      if (listed.key.ends_with('/')) continue;  // a "folder" marker some tools create
-      const std::string name = s3_uri(uri.bucket, listed.key);
-      if (has_image_extension(listed.key)) {
-        out.images.push_back(
-            {name, {}, ObjectRef{uri.bucket, std::move(listed.key), std::move(listed.etag), listed.size}});
-      } else {
-        out.not_images.push_back(name);
-      }
-    }
-  });
-}
-
 void add_argument(const std::string& argument, Walk& out, int depth) {
   if (argument.size() > 1 && argument.front() == '@') {
     if (depth > 4) throw UsageError("list files nest too deeply at " + argument);
@@ -112,7 +75,10 @@ void add_argument(const std::string& argument, Walk& out, int depth) {
     return;
   }
   if (is_s3_uri(argument)) {
-    add_object_argument(argument, out);
+    if (out.objects == nullptr) throw UsageError(argument + ": this command takes no s3:// inputs");
+    ObjectArgument expanded = expand_object_argument(argument, *out.objects);
+    for (auto& [uri, object] : expanded.images) out.images.push_back({uri, {}, std::move(object)});
+    for (auto& uri : expanded.not_images) out.not_images.push_back(uri);
     return;
   }
   std::error_code error;
@@ -124,6 +90,15 @@ void add_argument(const std::string& argument, Walk& out, int depth) {
 }
 
 }  // namespace
+
+bool has_image_extension(const fs::path& path) {
+  static const std::set<std::string> kExtensions = {".jpg",  ".jpeg", ".png",  ".bmp",  ".webp", ".tif",
+                                                    ".tiff", ".gif",  ".heic", ".heif", ".avif"};
+  std::string extension = path.extension().string();
+  std::transform(extension.begin(), extension.end(), extension.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return kExtensions.count(extension) > 0;
+}
 
 CollectedInputs gather_inputs(const std::vector<std::string>& arguments, const S3Client* objects) {
   Walk walk;
@@ -215,28 +190,6 @@ ReadOutcome read_input(const JobInput& input, std::size_t max_file_bytes) {
     done += static_cast<std::size_t>(got);
   }
   return {std::move(image), std::nullopt};
-}
-
-ReadOutcome read_object_input(const JobInput& input, std::size_t max_file_bytes, const S3Client* objects) {
-  auto fail = [&](const std::string& reason) {
-    return ReadOutcome{std::nullopt, ImageResult{input.image_id, "", 0.0, reason}};
-  };
-  ObjectRef object = *input.object;
-  if (object.etag.empty()) {
-    if (objects == nullptr) return fail(input.path.string() + ": no object storage to ask for it");
-    try {
-      const ListedObject found = objects->head_object(object.bucket, object.key);
-      object.etag = found.etag;
-      object.size = found.size;
-    } catch (const std::runtime_error& error) {
-      return fail(error.what());
-    }
-  }
-  if (object.size > max_file_bytes) {
-    return fail(input.path.string() + ": object of " + std::to_string(object.size) +
-                " bytes is over the limit of " + std::to_string(max_file_bytes) + " bytes");
-  }
-  return {EncodedImage{input.image_id, {}, std::move(object)}, std::nullopt};
 }
 
 }  // namespace imgpipe

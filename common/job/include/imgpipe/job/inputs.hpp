@@ -50,6 +50,9 @@ struct CollectedInputs {
   std::vector<std::filesystem::path> not_images;
 };
 CollectedInputs gather_inputs(const std::vector<std::string>& arguments, const S3Client* objects = nullptr);
+
+// .jpg .jpeg .png .bmp .webp .tif .tiff .gif .heic .heif .avif, any case: what a walk or a listing collects.
+bool has_image_extension(const std::filesystem::path& path);
 // gather_inputs(arguments).images, for callers with no one to tell about the rest (a training folder).
 std::vector<JobInput> collect_inputs(const std::vector<std::string>& arguments);
 
