@@ -42,6 +42,8 @@ void write_messages(const fs::path& dir) {
   using namespace imgpipe;
   write(dir / "images-two", encode(ImageBatch{job(), {{"0", tiny_jpeg()}, {"1", {1, 2, 3}}}}));
   write(dir / "images-empty-item", encode(ImageBatch{{"j", "", "", ""}, {{"only", {}}}}));
+  write(dir / "images-object-reference",
+        encode(ImageBatch{job(), {{"0", {1, 2}}, {"1", {}, ObjectRef{"photos", "a b/é+.jpg", "\"e\"", 42}}}}));
   write(dir / "pixels-grey-and-rgb",
         encode(PixelBatch{job(), {{"0", 2, 2, 1, {0, 64, 128, 255}}, {"1", 1, 2, 3, {1, 2, 3, 4, 5, 6}}}}));
   write(dir / "features-two", encode(FeatureBatch{job(), {{"0", {0.5f, -1.0f, 3.25f}}, {"1", {1e-30f}}}}));

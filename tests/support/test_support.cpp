@@ -160,3 +160,33 @@ std::string http_get(int port, const std::string& path) {
   return response.substr(body + 4);
 }
 }  // namespace imgpipe::test
+
+namespace imgpipe::test {
+
+std::string s3_endpoint() {
+  return required_env("IMGPIPE_TEST_S3_ENDPOINT");
+}
+std::string s3_access_key() {
+  return required_env("IMGPIPE_TEST_S3_ACCESS_KEY");
+}
+std::string s3_secret_key() {
+  return required_env("IMGPIPE_TEST_S3_SECRET_KEY");
+}
+std::string s3_server_pid() {
+  return required_env("IMGPIPE_TEST_S3_SERVER_PID");
+}
+
+std::map<std::string, std::string> s3_environment() {
+  return {{"IMGPIPE_S3_ENDPOINT", s3_endpoint()},
+          {"AWS_ACCESS_KEY_ID", s3_access_key()},
+          {"AWS_SECRET_ACCESS_KEY", s3_secret_key()}};
+}
+
+std::string unique_bucket(const std::string& what) {
+  std::random_device entropy;
+  std::string name = "imgpipe-" + what + "-";
+  for (int i = 0; i < 8; ++i) name += "0123456789abcdef"[entropy() % 16];
+  return name;
+}
+
+}  // namespace imgpipe::test

@@ -54,3 +54,18 @@ namespace imgpipe::test {
 // is 200; returns the body.
 std::string http_get(int port, const std::string& path);
 }  // namespace imgpipe::test
+
+namespace imgpipe::test {
+// The throwaway S3-compatible server scripts/test started (s3s-fs): IMGPIPE_TEST_S3_ENDPOINT,
+// IMGPIPE_TEST_S3_ACCESS_KEY, IMGPIPE_TEST_S3_SECRET_KEY; each fails the test if unset.
+std::string s3_endpoint();
+std::string s3_access_key();
+std::string s3_secret_key();
+// The server's own process (IMGPIPE_TEST_S3_SERVER_PID), whose command line holds the keys: s3s-fs takes
+// them no other way. Specs that look for secrets in process listings leave it out.
+std::string s3_server_pid();
+// {IMGPIPE_S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY} for a child's environment.
+std::map<std::string, std::string> s3_environment();
+// A bucket name no other spec uses: "imgpipe-<what>-<random hex>".
+std::string unique_bucket(const std::string& what);
+}  // namespace imgpipe::test

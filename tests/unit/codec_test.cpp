@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
@@ -199,4 +200,43 @@ TEST_CASE("top_k outside 1..1000 and malformed top entries are refused with the 
     CHECK_THROWS_WITH(decode(header_bytes_with(results, top, many)),
                       Catch::Contains("item 0 top is not an array of at most 1000 entries"));
   }
+}
+
+TEST_CASE("an images batch mixing bytes and object references survives the round trip", "[codec][storage]") {
+  const ImageBatch batch{
+      sample_job(),
+      {{"000001", {0xFF, 0xD8, 0xFF}},
+       {"000002", {}, ObjectRef{"photos", "2026/a b+c/日本.jpg", "\"9b2cf535f2\"", 4000123}},
+       {"000003", {1, 2}}}};
+  const auto message = encode(batch);
+  CHECK(decode(message) == Batch{batch});
+  // The reference travels in the header alone: the payload holds the two files' five bytes.
+  const std::size_t payload_length_at = message.size() - 5 - 8;
+  CHECK(message[payload_length_at] == 5);
+  CHECK(std::all_of(message.begin() + static_cast<std::ptrdiff_t>(payload_length_at) + 1, message.end() - 5,
+                    [](std::uint8_t byte) { return byte == 0; }));
+}
+
+TEST_CASE("a malformed object reference is rejected with the item's position", "[codec][storage]") {
+  const auto good = encode(ImageBatch{sample_job(), {{"a", {}, ObjectRef{"bucket", "k.jpg", "\"e\"", 7}}}});
+  CHECK_THROWS_WITH(decode(header_bytes_with(good, "\"size\":7", "\"size\":-7")),
+                    Catch::Contains("item 0 object has a negative size"));
+  CHECK_THROWS_WITH(decode(header_bytes_with(good, "\"bucket\":\"bucket\"", "\"bucket\":\"\"")),
+                    Catch::Contains("item 0 object has an empty bucket or key"));
+  CHECK_THROWS_WITH(decode(header_bytes_with(good, "\"etag\":\"\\\"e\\\"\"", "\"etag\":5")),
+                    Catch::Contains("item 0 object field \"etag\" is not a string"));
+  CHECK_THROWS_WITH(decode(header_bytes_with(good, "\"id\":\"a\"", "\"id\":\"a\",\"offset\":0,\"length\":0")),
+                    Catch::Contains("item 0 has both a payload slice and an object reference"));
+}
+
+TEST_CASE("a reader from before references refuses a referenced item instead of taking it for an empty file",
+          "[codec][storage]") {
+  // What a version-1 reader without references sees: an item with no payload slice. The decoder of this
+  // build without the "object" member is exactly that reader.
+  const auto message =
+      encode(ImageBatch{sample_job(), {{"a", {}, ObjectRef{"bucket", "k.jpg", "\"e\"", 7}}}});
+  CHECK_THROWS_WITH(decode(header_bytes_with(message, "\"object\"", "\"future\"")),
+                    Catch::Contains("item 0 lacks field \"offset\""));
+  // Its ids are still salvaged, so the publisher answers the image instead of waiting for its timeout.
+  CHECK(salvage_ids(message).image_ids == std::vector<std::string>{"a"});
 }

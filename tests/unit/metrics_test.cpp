@@ -31,6 +31,11 @@ TEST_CASE("a preprocess failure is classed by its reason, never by its file name
   CHECK(classify_failure("feature", "cannot load the TorchScript backbone x.pt: y") ==
         ImageFailure::model_error);
   CHECK(classify_failure("classify", "feature vector has 3 values") == ImageFailure::model_error);
+  CHECK(classify_failure("preprocess",
+                         "s3://photos/a.jpg: 404 NoSuchKey (The specified key does not exist.)") ==
+        ImageFailure::object_storage);
+  CHECK(classify_failure("preprocess", "s3://photos/a.jpg: object of 9 bytes is over the limit of 8 bytes") ==
+        ImageFailure::too_large);
   CHECK(std::string(to_string(ImageFailure::not_an_image)) == "not_an_image");
 }
 

@@ -10,6 +10,7 @@
 
 #include "imgpipe/models/backbone.hpp"
 #include "imgpipe/report/sort_into.hpp"
+#include "imgpipe/storage/s3_config.hpp"
 
 namespace imgpipe {
 
@@ -27,6 +28,7 @@ struct ToolOptions {
   std::string engine;     // local work's forward pass: "libtorch" or "openvino"; empty = the model's own
   std::string precision;  // "f32" or "bf16"; empty = the model's own
   bool quiet = false;     // no progress
+  S3Config s3{};          // submit, run: where s3:// inputs are listed (and fetched, in local mode)
   const std::atomic<bool>* stop = nullptr;  // SIGINT/SIGTERM: jobs stop and write what they have
 };
 
@@ -40,7 +42,8 @@ struct JobOptions {
   std::string output;  // empty = stdout
   std::string format = "jsonl";
   int batch_size = 32;
-  int top_k = 1;  // labels listed per image
+  int top_k = 1;                           // labels listed per image
+  std::size_t max_file_bytes = 64u << 20;  // larger files and objects get an error line, never travel
   int idle_timeout_seconds = 600;
   std::string state_dir;     // submit: where jobs/<id>.json goes; empty = the default (job_state.hpp)
   std::string resume;        // submit: finish this job instead of starting one (inputs must be empty)

@@ -18,6 +18,7 @@
 #include "imgpipe/job/state.hpp"
 #include "imgpipe/models/model_store.hpp"
 #include "imgpipe/ops/logging.hpp"
+#include "imgpipe/storage/s3_client.hpp"
 #include "imgpipe/training/labelled_dataset.hpp"
 #include "imgpipe/transport/amqp/broker_session.hpp"
 
@@ -28,6 +29,15 @@ OutputFormat parse_format(const std::string& format) {
   if (format == "jsonl") return OutputFormat::jsonl;
   if (format == "csv") return OutputFormat::csv;
   throw UsageError("--format must be jsonl or csv, not " + format);
+}
+
+// The object store of s3:// inputs. Making one contacts nobody: only a malformed endpoint fails here.
+std::shared_ptr<const S3Client> object_store(const ToolOptions& tool) {
+  try {
+    return std::make_shared<S3Client>(tool.s3);
+  } catch (const std::invalid_argument& error) {
+    throw UsageError(std::string("--s3-endpoint: ") + error.what());
+  }
 }
 
 JobSettings job_settings(const ToolOptions& tool, const std::string& model, int batch_size) {
@@ -197,6 +207,7 @@ struct PreparedJob {
 std::vector<PhotoToPlace> photos_of(const PreparedJob& job) {
   std::vector<PhotoToPlace> photos;
   for (const auto& input : job.inputs) {
+    if (input.object) continue;  // an object in a bucket has no file here to place
     const ImageResult* result = job.results->find(input.image_id);
     const auto source =
         input.path.is_absolute() || job.working_dir.empty() ? input.path : job.working_dir / input.path;
@@ -252,7 +263,9 @@ PreparedJob prepare_new_job(const ToolOptions& tool, const JobOptions& job, bool
   PreparedJob prepared;
   JobSettings settings = job_settings(tool, job.model, job.batch_size);
   settings.top_k = job.top_k;
-  CollectedInputs collected = gather_inputs(job.inputs);
+  settings.max_file_bytes = job.max_file_bytes;
+  settings.objects = object_store(tool);
+  CollectedInputs collected = gather_inputs(job.inputs, settings.objects.get());
   prepared.inputs = std::move(collected.images);
   prepared.not_images = std::move(collected.not_images);
   if (prepared.inputs.empty()) {
@@ -343,6 +356,7 @@ PreparedJob prepare_resumed_job(const ToolOptions& tool, const JobOptions& job, 
   JobSettings settings = record.settings;
   settings.show_progress = !tool.quiet;
   settings.stop = tool.stop;
+  settings.objects = object_store(tool);
   prepared.run = [&tool, &job, settings, dir, job_id, to_publish](JobResults& results) {
     Logger run_log("imgpipe");
     JobJournal journal(dir, job_id);

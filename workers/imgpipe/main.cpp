@@ -10,6 +10,7 @@
 #include "imgpipe/ops/broker_address.hpp"
 #include "imgpipe/ops/secret_url_flags.hpp"
 #include "imgpipe/ops/stop_signal.hpp"
+#include "imgpipe/storage/s3_flags.hpp"
 
 namespace {
 
@@ -56,7 +57,15 @@ void add_job_flags(CLI::App& command, imgpipe::JobOptions& job, bool inputs_requ
   command.add_option(
       "--sort-into", job.sort_into,
       "Afterwards, hard-link (or copy) each classified photo into DIR/<label>/; originals stay");
-  auto* inputs = command.add_option("INPUT", job.inputs, "Image files, folders (recursive) or @list.txt");
+  command
+      .add_option("--max-file-bytes", job.max_file_bytes,
+                  "Largest image file or object accepted; larger ones get an error line")
+      ->envname("IMGPIPE_MAX_FILE_BYTES")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{512} << 20))
+      ->capture_default_str();
+  auto* inputs = command.add_option(
+      "INPUT", job.inputs,
+      "Image files, folders (recursive), s3://bucket/prefix/ (listed), s3://bucket/key, or @list.txt");
   if (inputs_required) inputs->required();
 }
 
@@ -77,6 +86,8 @@ int main(int argc, char** argv) {
   auto* submit = app.add_subcommand("submit", "Classify images through the worker cluster (RabbitMQ)");
   add_tool_flags(*submit, tool, broker_flags);
   add_job_flags(*submit, submit_job, /*inputs_required=*/false);  // not with --resume
+  imgpipe::S3Flags submit_s3;
+  imgpipe::add_s3_flags(*submit, submit_s3);
   submit
       ->add_option("--idle-timeout", submit_job.idle_timeout_seconds,
                    "Give up when no result arrived for this many seconds")
@@ -153,6 +164,8 @@ int main(int argc, char** argv) {
   auto* run = app.add_subcommand("run", "Classify images in this process, no broker (local mode)");
   add_tool_flags(*run, tool, broker_flags);
   add_job_flags(*run, run_job);
+  imgpipe::S3Flags run_s3;
+  imgpipe::add_s3_flags(*run, run_s3);
 
   imgpipe::TrainOptions train_options;
   auto* train =
@@ -264,6 +277,8 @@ int main(int argc, char** argv) {
       }
     }
     if (*status) status_options.management = management_flags.resolve("");
+    if (*submit) tool.s3 = submit_s3.resolve();
+    if (*run) tool.s3 = run_s3.resolve();
   } catch (const imgpipe::CredentialError& error) {
     std::cerr << "imgpipe: " << error.what() << "\n";
     return imgpipe::exit_code::usage;

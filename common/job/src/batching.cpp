@@ -6,6 +6,10 @@
 #include <utility>
 
 namespace imgpipe {
+namespace {
+// What a reference adds to a message, about (its JSON item), for the batch's byte budget.
+constexpr std::size_t kReferenceBytes = 256;
+}  // namespace
 
 BatchReader::BatchReader(const std::vector<JobInput>& inputs, JobRef job, const JobSettings& settings,
                          ResultSink sink)
@@ -17,12 +21,15 @@ std::optional<ImageBatch> BatchReader::next() {
   while (position_ < inputs_.size()) {
     if (settings_.stop != nullptr && *settings_.stop)
       throw JobInterrupted("interrupted while reading inputs");
-    ReadOutcome outcome = read_input(inputs_[position_++], settings_.max_file_bytes);
+    const JobInput& input = inputs_[position_++];
+    ReadOutcome outcome = input.object
+                              ? read_object_input(input, settings_.max_file_bytes, settings_.objects.get())
+                              : read_input(input, settings_.max_file_bytes);
     if (outcome.error) {
       sink_(*outcome.error, "");
       continue;
     }
-    batch_bytes += outcome.image->bytes.size();
+    batch_bytes += outcome.image->object ? kReferenceBytes : outcome.image->bytes.size();
     batch.images.push_back(std::move(*outcome.image));
     if (batch.images.size() >= settings_.batch_size || batch_bytes >= settings_.max_batch_bytes) break;
   }

@@ -17,29 +17,24 @@
 #include <nlohmann/json.hpp>
 
 #include "imgpipe/ops/files.hpp"
+#include "imgpipe/storage/s3_uri.hpp"
+#include "object_inputs.hpp"
 
 namespace imgpipe {
 namespace fs = std::filesystem;
 
 namespace {
 
-bool has_image_extension(const fs::path& path) {
-  static const std::set<std::string> kExtensions = {".jpg",  ".jpeg", ".png",  ".bmp",  ".webp", ".tif",
-                                                    ".tiff", ".gif",  ".heic", ".heif", ".avif"};
-  std::string extension = path.extension().string();
-  std::transform(extension.begin(), extension.end(), extension.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return kExtensions.count(extension) > 0;
-}
-
 struct Collected {
   fs::path path;
   fs::path confined_to;
+  std::optional<ObjectRef> object;
 };
 
 struct Walk {
   std::vector<Collected> images;
   std::vector<fs::path> not_images;
+  const S3Client* objects = nullptr;
 };
 
 // Symlinked folders are not entered (no loops, nothing outside the folder); a symlink with an image name is
@@ -59,7 +54,7 @@ void add_folder(const fs::path& folder, Walk& out) {
   }
   std::sort(found.begin(), found.end());
   std::sort(others.begin(), others.end());
-  for (auto& path : found) out.images.push_back({std::move(path), folder});
+  for (auto& path : found) out.images.push_back({std::move(path), folder, std::nullopt});
   for (auto& path : others) out.not_images.push_back(std::move(path));
 }
 
@@ -74,22 +69,40 @@ void add_argument(const std::string& argument, Walk& out, int depth) {
       if (!line.empty() && line.back() == '\r') line.pop_back();
       if (line.empty() || line.front() == '#') continue;
       const fs::path named = line;
-      add_argument(named.is_absolute() ? line : (list.parent_path() / named).string(), out, depth + 1);
+      add_argument(named.is_absolute() || is_s3_uri(line) ? line : (list.parent_path() / named).string(), out,
+                   depth + 1);
     }
+    return;
+  }
+  if (is_s3_uri(argument)) {
+    if (out.objects == nullptr) throw UsageError(argument + ": this command takes no s3:// inputs");
+    ObjectArgument expanded = expand_object_argument(argument, *out.objects);
+    for (auto& [uri, object] : expanded.images) out.images.push_back({uri, {}, std::move(object)});
+    for (auto& uri : expanded.not_images) out.not_images.push_back(uri);
     return;
   }
   std::error_code error;
   if (fs::is_directory(argument, error)) {
     add_folder(argument, out);
   } else {
-    out.images.push_back({argument, {}});  // a missing file gets its own error line when it is read
+    out.images.push_back({argument, {}, std::nullopt});  // a missing file gets its own line when it is read
   }
 }
 
 }  // namespace
 
-CollectedInputs gather_inputs(const std::vector<std::string>& arguments) {
+bool has_image_extension(const fs::path& path) {
+  static const std::set<std::string> kExtensions = {".jpg",  ".jpeg", ".png",  ".bmp",  ".webp", ".tif",
+                                                    ".tiff", ".gif",  ".heic", ".heif", ".avif"};
+  std::string extension = path.extension().string();
+  std::transform(extension.begin(), extension.end(), extension.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return kExtensions.count(extension) > 0;
+}
+
+CollectedInputs gather_inputs(const std::vector<std::string>& arguments, const S3Client* objects) {
   Walk walk;
+  walk.objects = objects;
   for (const auto& argument : arguments) add_argument(argument, walk, 0);
   auto& paths = walk.images;
   CollectedInputs out;
@@ -98,7 +111,8 @@ CollectedInputs gather_inputs(const std::vector<std::string>& arguments) {
   for (std::size_t i = 0; i < paths.size(); ++i) {
     std::ostringstream id;
     id << std::setw(width) << std::setfill('0') << i;
-    out.images.push_back({id.str(), std::move(paths[i].path), std::move(paths[i].confined_to)});
+    out.images.push_back(
+        {id.str(), std::move(paths[i].path), std::move(paths[i].confined_to), std::move(paths[i].object)});
   }
   out.not_images = std::move(walk.not_images);
   return out;

@@ -58,6 +58,7 @@ JournaledResult result_from_json(const json& item) {
 std::vector<JobInput> JobRecord::readable_inputs() const {
   std::vector<JobInput> readable = inputs;
   for (auto& input : readable) {
+    if (input.object) continue;  // s3://bucket/key: no folder to resolve against
     if (input.path.is_relative()) input.path = working_dir / input.path;
     if (!input.confined_to.empty() && input.confined_to.is_relative())
       input.confined_to = working_dir / input.confined_to;
@@ -79,6 +80,13 @@ void write_job_record(const std::filesystem::path& state_dir, const JobRecord& r
     // The folder a file was found in travels with it, so a resumed job confines it as the first run did.
     json entry = {input.image_id, input.path.string()};
     if (!input.confined_to.empty()) entry.push_back(input.confined_to.string());
+    // An object keeps the version it was listed as: a resumed job fetches that one or reports the change.
+    if (input.object) {
+      entry.push_back({{"bucket", input.object->bucket},
+                       {"key", input.object->key},
+                       {"etag", input.object->etag},
+                       {"size", input.object->size}});
+    }
     inputs.push_back(std::move(entry));
   }
   const json document = {{"job", record.job_id},
@@ -113,6 +121,16 @@ JobRecord read_job_record(const std::filesystem::path& state_dir, const std::str
     record.settings.max_file_bytes = document.at("max_file_bytes").get<std::size_t>();
     record.working_dir = document.at("working_dir").get<std::string>();
     for (const auto& input : document.at("inputs")) {
+      if (input.size() > 2 && input.at(2).is_object()) {
+        const json& object = input.at(2);
+        record.inputs.push_back(
+            {input.at(0).get<std::string>(),
+             input.at(1).get<std::string>(),
+             {},
+             ObjectRef{object.at("bucket").get<std::string>(), object.at("key").get<std::string>(),
+                       object.at("etag").get<std::string>(), object.at("size").get<std::uint64_t>()}});
+        continue;
+      }
       record.inputs.push_back({input.at(0).get<std::string>(), input.at(1).get<std::string>(),
                                input.size() > 2 ? input.at(2).get<std::string>() : std::string()});
     }

@@ -26,7 +26,9 @@ constexpr std::size_t kDecodedAhead = 2;
 
 void run_local_job(const std::vector<JobInput>& inputs, const JobSettings& settings, const ModelStore& store,
                    const ComputeOptions& compute, JobResults& results) {
-  LocalPipeline pipeline(store, compute);
+  DecodeLimits limits;
+  limits.max_file_bytes = settings.max_file_bytes;
+  LocalPipeline pipeline(store, compute, limits, settings.objects);
   Progress progress("local", inputs.size(), settings.show_progress);
   const JobRef job{new_job_id(), "", settings.model, "", settings.top_k};
   auto add = [&](const ImageResult& result, const std::string& version) {

@@ -58,8 +58,21 @@ struct Encoder {
   PayloadWriter& writer;
   json operator()(const ImageBatch& b) const {
     json items = json::array();
-    for (const auto& image : b.images)
-      items.push_back(writer.add(image.image_id, image.bytes.data(), image.bytes.size()));
+    for (const auto& image : b.images) {
+      if (image.object) {
+        // A reference has no payload slice at all: a reader from before references refuses the item
+        // ("lacks field offset") instead of taking it for an empty file (docs/messages.md).
+        const ObjectRef& object = *image.object;
+        items.push_back({{"id", image.image_id},
+                         {"object",
+                          {{"bucket", object.bucket},
+                           {"key", object.key},
+                           {"etag", object.etag},
+                           {"size", object.size}}}});
+      } else {
+        items.push_back(writer.add(image.image_id, image.bytes.data(), image.bytes.size()));
+      }
+    }
     return items;
   }
   json operator()(const PixelBatch& b) const {
@@ -179,11 +192,33 @@ std::string item_where(std::size_t index) {
   return "item " + std::to_string(index);
 }
 
+// {"bucket", "key", "etag", "size"}: the object an images item names instead of carrying its bytes.
+ObjectRef decode_object(const json& item, const std::string& where) {
+  if (item.contains("offset") || item.contains("length")) {
+    throw MessageError(where + " has both a payload slice and an object reference");
+  }
+  const json& object = item.at("object");
+  const std::string what = where + " object";
+  if (!object.is_object()) throw MessageError(what + " is not a JSON object");
+  ObjectRef ref{HeaderReader::string(object, "bucket", what), HeaderReader::string(object, "key", what),
+                HeaderReader::string(object, "etag", what), 0};
+  if (ref.bucket.empty() || ref.key.empty()) throw MessageError(what + " has an empty bucket or key");
+  const auto size = HeaderReader::integer(object, "size", what);
+  if (size < 0) throw MessageError(what + " has a negative size");
+  ref.size = static_cast<std::uint64_t>(size);
+  return ref;
+}
+
 ImageBatch decode_images(const HeaderReader& reader, const std::uint8_t* payload) {
   ImageBatch batch{reader.job(), {}};
   const json& items = reader.items();
   for (std::size_t i = 0; i < items.size(); ++i) {
     const std::string where = item_where(i);
+    if (items[i].contains("object")) {
+      batch.images.push_back(
+          {HeaderReader::string(items[i], "id", where), {}, decode_object(items[i], where)});
+      continue;
+    }
     auto [offset, length] = reader.slice(items[i], where);
     batch.images.push_back({HeaderReader::string(items[i], "id", where),
                             std::vector<std::uint8_t>(payload + offset, payload + offset + length)});

@@ -26,10 +26,10 @@ namespace imgpipe {
 
 namespace {
 
-constexpr std::array kFailures = {
-    ImageFailure::empty_file, ImageFailure::not_an_image, ImageFailure::unsupported_format,
-    ImageFailure::truncated,  ImageFailure::too_large,    ImageFailure::model_error,
-    ImageFailure::other};
+constexpr std::array kFailures = {ImageFailure::empty_file,         ImageFailure::not_an_image,
+                                  ImageFailure::unsupported_format, ImageFailure::truncated,
+                                  ImageFailure::too_large,          ImageFailure::model_error,
+                                  ImageFailure::object_storage,     ImageFailure::other};
 
 MetricsUnavailable system_failure(const std::string& what) {
   return MetricsUnavailable(what + ": " + std::strerror(errno));
@@ -136,6 +136,8 @@ const char* to_string(ImageFailure failure) {
       return "too_large";
     case ImageFailure::model_error:
       return "model_error";
+    case ImageFailure::object_storage:
+      return "object_storage";
     case ImageFailure::other:
       return "other";
   }

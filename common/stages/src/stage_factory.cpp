@@ -11,7 +11,8 @@ namespace {
 
 std::shared_ptr<Stage> construct(std::string_view name, const StageSettings& settings) {
   if (name == "preprocess")
-    return std::make_shared<PreprocessStage>(settings.store, settings.limits, settings.on_load);
+    return std::make_shared<PreprocessStage>(settings.store, settings.limits, settings.on_load,
+                                             settings.objects);
   if (name == "feature")
     return std::make_shared<FeatureStage>(settings.store, settings.compute, settings.on_load);
   if (name == "classify") return std::make_shared<ClassifyStage>(settings.store, settings.on_load);

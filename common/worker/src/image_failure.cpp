@@ -19,6 +19,9 @@ ImageFailure classify_failure(std::string_view stage, std::string_view error) {
   if (contains(error, "empty file")) return ImageFailure::empty_file;
   if (contains(error, "not a supported image")) return ImageFailure::not_an_image;
   if (contains(error, "over the limit")) return ImageFailure::too_large;
+  // A fetch of an object reference that failed: its text starts with the object's URI
+  // (storage/s3_error.hpp).
+  if (error.starts_with("s3://")) return ImageFailure::object_storage;
   if (contains(error, "truncated")) return ImageFailure::truncated;
   if (contains(error, "not supported") || contains(error, "channels"))
     return ImageFailure::unsupported_format;

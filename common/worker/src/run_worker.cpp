@@ -8,6 +8,7 @@
 #include "imgpipe/ops/metrics.hpp"
 #include "imgpipe/pipeline/stage_graph.hpp"
 #include "imgpipe/stages/stage_factory.hpp"
+#include "imgpipe/storage/s3_client.hpp"
 #include "imgpipe/transport/amqp/queue_worker.hpp"
 #include "imgpipe/worker/stage_handler.hpp"
 
@@ -81,6 +82,19 @@ int run_stage_worker(const WorkerConfig& config, const std::atomic<bool>& stop,
         log.info("loaded model " + model.name + " version " + model.version + " in " +
                  std::to_string(took.count()) + " s");
       }};
+  if (plan.front().input == BatchKind::images) {
+    try {
+      settings.objects = std::make_shared<S3Client>(config.s3);
+    } catch (const std::invalid_argument& error) {
+      log.error(std::string("bad object storage settings: ") + error.what());
+      return 2;
+    }
+    // Which server and whether requests are signed; never who signs them.
+    log.info("images sent as object references are fetched from " + config.s3.endpoint_or_default() +
+             " (region " + config.s3.region + ", " +
+             (config.s3.uses_path_style() ? "path-style" : "virtual-hosted") + ", " +
+             (config.s3.credentials.anonymous() ? "unsigned requests" : "signed requests") + ")");
+  }
   settings.limits.max_pixels = config.max_pixels;
   settings.limits.max_file_bytes = static_cast<std::size_t>(config.max_file_bytes);
   // The intra-op thread count is process-wide: set it where a stage runs the network.

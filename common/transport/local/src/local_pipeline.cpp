@@ -25,8 +25,9 @@ StageChain after(const StageChain& whole, BatchKind kind) {
 
 }  // namespace
 
-LocalPipeline::LocalPipeline(ModelStore store, ComputeOptions compute, DecodeLimits limits)
-    : LocalPipeline(make_full_chain({std::move(store), compute, limits, {}})) {}
+LocalPipeline::LocalPipeline(ModelStore store, ComputeOptions compute, DecodeLimits limits,
+                             std::shared_ptr<const S3Client> objects)
+    : LocalPipeline(make_full_chain({std::move(store), compute, limits, {}, std::move(objects)})) {}
 
 LocalPipeline::LocalPipeline(const StageChain& whole)
     : to_features_(up_to(whole, BatchKind::features)),

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -29,6 +30,9 @@ struct JobSettings {
   int top_k = 1;  // how many of the best labels each result lists
   bool show_progress = true;
   const std::atomic<bool>* stop = nullptr;  // set by a stop signal; the job then throws JobInterrupted
+  // The object store of s3:// inputs (asked for the ETag of objects named alone; in local mode it also
+  // fetches them). Null when the job has none.
+  std::shared_ptr<const S3Client> objects{};
 };
 
 using ResultSink = std::function<void(const ImageResult&, const std::string& model_version)>;
@@ -50,6 +54,7 @@ class BatchReader {
 };
 
 // Reads inputs and groups them into image batches of the job; unreadable files go straight to `sink`.
+// Objects travel as references (read_object_input): a batch of them is small whatever their size.
 void for_each_batch(const std::vector<JobInput>& inputs, const JobRef& job, const JobSettings& settings,
                     const std::function<void(ImageBatch&&)>& on_batch, const ResultSink& sink);
 

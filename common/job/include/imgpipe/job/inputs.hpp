@@ -13,6 +13,8 @@
 
 namespace imgpipe {
 
+class S3Client;
+
 struct JobInput {
   std::string image_id;        // unique within the job; what messages carry instead of the path
   std::filesystem::path path;  // as the user named it
@@ -20,6 +22,11 @@ struct JobInput {
   // folder when it is read, so a symlink out of it is refused rather than followed. Empty for a file the
   // user named explicitly (on the command line or in a list), which is taken as named.
   std::filesystem::path confined_to{};
+  // An object in a bucket (path is then its s3://bucket/key): its bytes are fetched by the first stage, not
+  // read here. A listed object comes with its ETag and size; one named alone (on the command line or in a
+  // list), or listed by a server whose listing gives no ETags (s3s-fs), has an empty ETag until
+  // read_object_input asks the server (HeadObject).
+  std::optional<ObjectRef> object{};
 };
 
 class UsageError : public std::runtime_error {
@@ -30,15 +37,22 @@ class UsageError : public std::runtime_error {
 // Files are taken as named; folders are walked recursively for image extensions (.jpg .jpeg .png .bmp
 // .webp .tif .tiff .gif .heic .heif .avif, any case), in sorted order, without entering symlinked folders;
 // @list.txt names one input per line (relative to the list's folder; blank lines and lines starting with #
-// are skipped). Throws UsageError for an unreadable list. GIFs are collected so that each gets its "not
+// are skipped). s3://bucket/prefix/ (ending in '/', or the bucket alone) lists every object under the prefix
+// (ListObjectsV2) with the same extension rule, in key order; s3://bucket/key is that one object; both may
+// also be lines of a list. They need `objects` (else UsageError); a listing that fails throws S3Error.
+// Throws UsageError for an unreadable list. GIFs are collected so that each gets its "not
 // supported" line instead of vanishing from the results unnoticed.
 struct CollectedInputs {
   std::vector<JobInput> images;
   // Files in walked folders left out because their extension is not an image's, in walk order: they get no
-  // result line, so the job names them in its summary instead (describe_not_images).
+  // result line, so the job names them in its summary instead (describe_not_images). Objects of a listed
+  // prefix too, as s3://bucket/key.
   std::vector<std::filesystem::path> not_images;
 };
-CollectedInputs gather_inputs(const std::vector<std::string>& arguments);
+CollectedInputs gather_inputs(const std::vector<std::string>& arguments, const S3Client* objects = nullptr);
+
+// .jpg .jpeg .png .bmp .webp .tif .tiff .gif .heic .heif .avif, any case: what a walk or a listing collects.
+bool has_image_extension(const std::filesystem::path& path);
 // gather_inputs(arguments).images, for callers with no one to tell about the rest (a training folder).
 std::vector<JobInput> collect_inputs(const std::vector<std::string>& arguments);
 
@@ -54,5 +68,10 @@ struct ReadOutcome {
   std::optional<ImageResult> error;
 };
 ReadOutcome read_input(const JobInput& input, std::size_t max_file_bytes);
+
+// The reference an object input travels as, checked like a file: over `max_file_bytes` by its listed size,
+// or (named alone) missing or unreadable when asked for its ETag and size, it yields the error result
+// ("s3://b/k: 404 NoSuchKey") instead. `objects` may be null only for listed objects.
+ReadOutcome read_object_input(const JobInput& input, std::size_t max_file_bytes, const S3Client* objects);
 
 }  // namespace imgpipe

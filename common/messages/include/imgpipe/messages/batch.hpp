@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <variant>
@@ -21,10 +22,22 @@ struct JobRef {
   bool operator==(const JobRef&) const = default;
 };
 
-// Encoded file bytes as read by the publisher (JPEG, PNG, ...). Messages carry bytes, never paths.
+// An object in S3-compatible storage as the publisher listed it (the claim-check pattern): the first stage
+// fetches its bytes itself, and only if it is still this version (the ETag), at most this size.
+struct ObjectRef {
+  std::string bucket;
+  std::string key;
+  std::string etag;  // as the server gave it, quotes included ("\"9b2cf535f27731c974343645a3985328\"")
+  std::uint64_t size = 0;
+  bool operator==(const ObjectRef&) const = default;
+};
+
+// Encoded file bytes as read by the publisher (JPEG, PNG, ...), or a reference to an object whose bytes the
+// first stage fetches (then `bytes` is empty until it did). Messages carry bytes or references, never paths.
 struct EncodedImage {
   std::string image_id;
   std::vector<std::uint8_t> bytes;
+  std::optional<ObjectRef> object{};
   bool operator==(const EncodedImage&) const = default;
 };
 

@@ -20,6 +20,7 @@ enum class ImageFailure {
   truncated,
   too_large,
   model_error,
+  object_storage,  // an object reference that could not be fetched (missing, changed, refused, unreachable)
   other
 };
 

@@ -15,12 +15,13 @@
 namespace imgpipe {
 
 // What the stages need to be built: the store, the compute settings of feature, the decode limits of
-// preprocess, and who hears about model loads.
+// preprocess, who hears about model loads, and the object store preprocess fetches referenced images from.
 struct StageSettings {
   ModelStore store;
   ComputeOptions compute{};
   DecodeLimits limits{};
   ModelLoadObserver on_load{};
+  std::shared_ptr<const S3Client> objects{};
 };
 
 // The stage object for one stage of the graph. Throws std::logic_error if the object does not have the name

@@ -7,6 +7,7 @@
 
 #include "imgpipe/ops/broker_address.hpp"
 #include "imgpipe/ops/logging.hpp"
+#include "imgpipe/storage/s3_config.hpp"
 #include "imgpipe/worker/fault_injection.hpp"
 
 namespace imgpipe {
@@ -41,6 +42,8 @@ struct WorkerConfig {
   // Largest message a worker decodes; bigger ones are dead-lettered with the reason. The broker's own
   // max_message_size (128 MiB by default in RabbitMQ 3.10) refuses bigger publishes before that.
   std::int64_t max_message_bytes = 512 << 20;
+  // Where images sent as object references are fetched from (preprocess), credentials resolved.
+  S3Config s3{};
 };
 
 // Runs one worker until SIGTERM/SIGINT; returns the process exit code. `faults` is for tests only.

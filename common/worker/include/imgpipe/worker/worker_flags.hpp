@@ -9,6 +9,7 @@
 #include "imgpipe/models/model_store.hpp"
 #include "imgpipe/ops/secret_url_flags.hpp"
 #include "imgpipe/ops/stop_signal.hpp"
+#include "imgpipe/storage/s3_flags.hpp"
 #include "imgpipe/worker/run_worker.hpp"
 
 namespace imgpipe {
@@ -55,6 +56,11 @@ inline void add_worker_flags(CLI::App& app, WorkerConfig& config, SecretUrlFlags
       ->capture_default_str();
   app.add_option("--max-pixels", config.max_pixels, "Largest source image accepted, in pixels")
       ->envname("IMGPIPE_MAX_PIXELS")
+      ->capture_default_str();
+  app.add_option("--max-file-bytes", config.max_file_bytes,
+                 "Largest image accepted, in bytes: an object fetched from storage, or a file's bytes")
+      ->envname("IMGPIPE_MAX_FILE_BYTES")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{512} << 20))
       ->capture_default_str();
   app.add_option("--max-message-bytes", config.max_message_bytes,
                  "Largest message decoded; bigger ones are dead-lettered with the reason")
@@ -114,6 +120,8 @@ inline int worker_main(int argc, char** argv, const char* role, const char* desc
   config.role = role;
   SecretUrlFlags broker_flags{broker_url_option()};
   add_worker_flags(app, config, broker_flags);
+  S3Flags s3_flags;
+  add_s3_flags(app, s3_flags);
   FaultInjection faults;
   add_fault_injection_flags(app, faults);
   if (can_fuse_preprocess) {
@@ -129,6 +137,7 @@ inline int worker_main(int argc, char** argv, const char* role, const char* desc
   }
   try {
     config.broker = broker_flags.resolve(kDefaultBroker);
+    config.s3 = s3_flags.resolve();
   } catch (const CredentialError& error) {
     std::cerr << app.get_name() << ": " << error.what() << "\n";
     return 2;

@@ -11,7 +11,9 @@ namespace imgpipe {
 
 class LocalPipeline {
  public:
-  LocalPipeline(ModelStore store, ComputeOptions compute, DecodeLimits limits = {});
+  // `objects`: where images that travel as object references are fetched from (s3:// inputs).
+  LocalPipeline(ModelStore store, ComputeOptions compute, DecodeLimits limits = {},
+                std::shared_ptr<const S3Client> objects = {});
   ~LocalPipeline();
   // Every image of the batch gets exactly one result: a label or the error of the stage that failed it.
   // One result batch per stage that answered, each naming the model version that stage used, exactly as
