@@ -115,24 +115,24 @@ void submit_and_check(const CameraJob& job, Cluster& cluster, const TempDir& out
   }
 }
 
+// The job on a broker that has `headroom` to spare by `verb` (disk-headroom or memory-headroom).
+void run_on_broker_with_headroom(const std::string& verb, std::uintmax_t headroom) {
+  const CameraJob job(1900 * kMiB);
+  Cluster cluster;
+  TempDir out;
+  const AlarmSettingsCleared cleared;
+  broker_script({verb, std::to_string(headroom)});
+  submit_and_check(job, cluster, out);
+}
+
 }  // namespace
 
 TEST_CASE("a job of 1.9 GB of camera photos completes on a broker with 800 MB of free disk to spare",
           "[e2e][broker][alarm][headroom]") {
-  const CameraJob job(1900 * kMiB);
-  Cluster cluster;
-  TempDir out;
-  const AlarmSettingsCleared cleared;
-  broker_script({"disk-headroom", std::to_string(800 * kMiB)});
-  submit_and_check(job, cluster, out);
+  run_on_broker_with_headroom("disk-headroom", 800 * kMiB);
 }
 
 TEST_CASE("a job of 1.9 GB of camera photos completes on a broker with 800 MB of memory to spare",
           "[e2e][broker][alarm][headroom]") {
-  const CameraJob job(1900 * kMiB);
-  Cluster cluster;
-  TempDir out;
-  const AlarmSettingsCleared cleared;
-  broker_script({"memory-headroom", std::to_string(800 * kMiB)});
-  submit_and_check(job, cluster, out);
+  run_on_broker_with_headroom("memory-headroom", 800 * kMiB);
 }
