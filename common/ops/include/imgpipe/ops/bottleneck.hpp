@@ -36,8 +36,10 @@ struct Bottleneck {
 // nothing yet). Messages reach a stage only as fast as the stages before it send them, so the last
 // backlogged stage in pipeline order is the one that limits the output: every stage after it is starved.
 // A stage with messages and no consumer comes first (nothing moves past it). Without any backlog while work
-// moves, the stages keep up with the publisher. `stages` in pipeline order.
-Bottleneck find_bottleneck(const std::vector<StageFlow>& stages, double min_backlog_seconds = 2.0);
+// moves, the stages keep up with the publisher. `stages` in pipeline order. Half a second by default: each
+// publisher keeps only a window of its job in the broker, about a quarter to half a second of queueing beyond
+// the pipeline's own time (in_flight_window.hpp), so a longer threshold would rarely see a backlog.
+Bottleneck find_bottleneck(const std::vector<StageFlow>& stages, double min_backlog_seconds = 0.5);
 
 const char* to_string(Bottleneck::Kind kind);
 
