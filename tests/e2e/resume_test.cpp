@@ -100,7 +100,13 @@ TEST_CASE("a publisher killed while waiting for results is resumed without publi
     return replay.published.size() == inputs.total() && replay.results.size() == inputs.expected_error.size();
   }));
   submit.kill_hard();
-  CHECK_FALSE(std::filesystem::exists(state.path() / "first.jsonl"));
+  // Lines go out as soon as every earlier image is answered: the killed publisher's file holds whole lines of
+  // answered images only (here broken files at the front of the input order, if any), the resumed job's all.
+  if (std::filesystem::exists(state.path() / "first.jsonl")) {
+    const auto written = lines_by_image(read_text_file(state.path() / "first.jsonl"));
+    CHECK(written.size() <= inputs.expected_error.size());
+    for (const auto& [image, line] : written) CHECK(inputs.expected_error.count(image) == 1);
+  }
 
   auto classify = start_worker("classify", state.path() / "classify.log");
   const auto out = state.path() / "resumed.jsonl";
@@ -113,7 +119,9 @@ TEST_CASE("a publisher killed while waiting for results is resumed without publi
                                           std::to_string(inputs.total() - inputs.expected_error.size()) +
                                           " published and awaited, 0 to publish"));
   check_every_image_answered(inputs, lines_by_image(read_text_file(out)));
-  CHECK(duplicates_reported(resumed.err) == 0);
+  // A result journaled but not yet acked when the kill came is delivered again (a duplicate, written once):
+  // at most the broken files' results, the only ones answered before the kill.
+  CHECK(duplicates_reported(resumed.err) <= inputs.expected_error.size());
   // Not re-run: preprocess saw each broken file once, before the kill.
   const std::string preprocess_log = read_text_file(state.path() / "preprocess.log");
   CHECK(count_lines(preprocess_log, job_id, "failed in preprocess") == inputs.expected_error.size());

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "imgpipe/job/input_file.hpp"
 #include "imgpipe/job/journal.hpp"
 #include "imgpipe/ops/credentials.hpp"
 #include "imgpipe/storage/s3_config.hpp"
@@ -102,22 +103,34 @@ TEST_CASE("S3 credentials come from the AWS_* variables, or the secrets from fil
   }
 }
 
-TEST_CASE("a job record keeps each object's bucket, key, ETag and size for --resume, and no folder",
+TEST_CASE("a job's inputs file keeps each object's bucket, key, ETag and size for --resume, and no folder",
           "[unit][storage]") {
   TempDir state;
-  JobRecord record;
-  record.job_id = "0123456789abcdef";
-  record.working_dir = "/work/here";
-  record.inputs = {
-      {"000000", "photos/a.jpg", {}, std::nullopt},
-      {"000001", "s3://bucket/2026/b c.jpg", {}, ObjectRef{"bucket", "2026/b c.jpg", "\"e1\"", 42}}};
-  write_job_record(state.path(), record);
-  const JobRecord read = read_job_record(state.path(), record.job_id);
-  REQUIRE(read.inputs.size() == 2);
-  CHECK(!read.inputs[0].object);
-  REQUIRE(read.inputs[1].object);
-  CHECK(*read.inputs[1].object == ObjectRef{"bucket", "2026/b c.jpg", "\"e1\"", 42});
-  const auto readable = read.readable_inputs();
-  CHECK(readable[0].path == "/work/here/photos/a.jpg");
-  CHECK(readable[1].path == "s3://bucket/2026/b c.jpg");  // not made into a path under the working folder
+  const auto file = state.path() / "jobs" / "0123456789abcdef.inputs";
+  InputFileWriter writer(file);
+  writer.add({"000000", "photos/a.jpg", {}, std::nullopt});
+  writer.add({"000001", "s3://bucket/2026/b c.jpg", {}, ObjectRef{"bucket", "2026/b c.jpg", "\"e1\"", 42}});
+  writer.add({"000002", "photos/walked/c.jpg", "photos/walked", std::nullopt});
+  writer.close();
+  InputFileReader readable(file, "/work/here");
+  const auto a = readable.next();
+  const auto b = readable.next();
+  const auto c = readable.next();
+  CHECK(!readable.next());
+  REQUIRE(a);
+  REQUIRE(b);
+  REQUIRE(c);
+  CHECK(a->image_id == "000000");
+  CHECK(!a->object);
+  CHECK(a->path == "/work/here/photos/a.jpg");
+  CHECK(a->confined_to.empty());
+  CHECK(b->image_id == "000001");
+  REQUIRE(b->object);
+  CHECK(*b->object == ObjectRef{"bucket", "2026/b c.jpg", "\"e1\"", 42});
+  CHECK(b->path == "s3://bucket/2026/b c.jpg");  // not made into a path under the working folder
+  CHECK(c->path == "/work/here/photos/walked/c.jpg");
+  CHECK(c->confined_to == "/work/here/photos/walked");
+  // Without a working folder the paths stay as named: they appear so in the output.
+  InputFileReader as_named(file);
+  CHECK(as_named.next()->path == "photos/a.jpg");
 }

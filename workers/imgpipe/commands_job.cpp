@@ -7,11 +7,13 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <span>
 #include <thread>
 
 #include "commands.hpp"
 #include "imgpipe/job/broker_job.hpp"
+#include "imgpipe/job/input_file.hpp"
 #include "imgpipe/job/journal.hpp"
 #include "imgpipe/job/local_job.hpp"
 #include "imgpipe/job/progress.hpp"
@@ -69,11 +71,13 @@ PublisherOptions publisher_connection(int delivery_limit) {
 
 // One broker job, new or resumed: keeps its state file current so the user can ask `imgpipe status --job
 // ID` while it runs. A state file that cannot be written costs a warning, never the job. `journal` (may be
-// null) records progress for --resume; the job's record and journal are removed once it finished.
-void run_on_broker(const ToolOptions& tool, const std::vector<JobInput>& to_publish,
-                   const JobSettings& settings, const std::string& job_id, const JobOptions& options,
-                   const std::filesystem::path& dir, JobJournal* journal, JobResults& results,
-                   const Logger& log) {
+// null) records progress for --resume. `on_results` (may be empty) is called whenever results came in (a
+// streamed job writes its lines there); `max_held_results` bounds what such a job holds (broker_job.hpp).
+void run_on_broker(const ToolOptions& tool, InputSource& to_publish, const JobSettings& settings,
+                   const std::string& job_id, const JobOptions& options, const std::filesystem::path& dir,
+                   JobJournal* journal, JobResults& results, const Logger& log,
+                   const std::function<void(JobResults&)>& on_results = {},
+                   std::size_t max_held_results = 0) {
   BrokerJobSettings broker_settings;
   broker_settings.job = settings;
   broker_settings.idle_timeout = std::chrono::seconds(options.idle_timeout_seconds);
@@ -82,6 +86,7 @@ void run_on_broker(const ToolOptions& tool, const std::vector<JobInput>& to_publ
   broker_settings.window.fixed_images = static_cast<std::size_t>(options.in_flight_images);
   broker_settings.window.max_bytes = static_cast<std::size_t>(options.in_flight_mb) << 20;
   broker_settings.window.drain_every_bytes = static_cast<std::size_t>(options.drain_every_mb) << 20;
+  broker_settings.max_held_results = max_held_results;
   broker_settings.journal = journal;
   if (options.publish_delay_ms > 0) {
     broker_settings.after_publish = [delay = std::chrono::milliseconds(options.publish_delay_ms)] {
@@ -112,7 +117,8 @@ void run_on_broker(const ToolOptions& tool, const std::vector<JobInput>& to_publ
   broker_settings.on_cancelled = [&] {
     if (state) state->mark_cancelled();
   };
-  broker_settings.on_progress = [&](const JobResults& progress) {
+  broker_settings.on_progress = [&](JobResults& progress) {
+    if (on_results) on_results(progress);
     if (!state) return;
     try {
       state->update(progress);
@@ -136,32 +142,85 @@ void run_on_broker(const ToolOptions& tool, const std::vector<JobInput>& to_publ
     throw;
   }
   finish_state("");
-  if (journal != nullptr) remove_job_record(dir, job_id);
   if (results.duplicates() > 0) {
     log.info("job " + job_id + ": ignored " + std::to_string(results.duplicates()) +
              " duplicate results (redeliveries)");
   }
 }
 
-// A new broker job: named up front, and recorded (inputs, settings) with its journal started before
-// anything is published, so that `imgpipe submit --resume ID` can finish it if this process dies.
+// A job's inputs file, written as the inputs named by `arguments` are found: beside its record in the state
+// folder, where `--resume` finds it; else (no state folder, or one that cannot be written) a temporary file,
+// and the job cannot be resumed. Throws UsageError when there are no inputs.
+struct WrittenInputs {
+  std::filesystem::path file;
+  std::size_t count = 0;
+  std::vector<std::filesystem::path> not_images;
+  bool resumable = false;
+  std::shared_ptr<TemporaryFile> temporary;  // set when the file is not the state folder's
+};
+
+WrittenInputs write_inputs(const std::vector<std::string>& arguments, const S3Client* objects,
+                           const std::filesystem::path& dir, const std::string& job_id, const Logger& log) {
+  WrittenInputs written;
+  std::optional<InputFileWriter> writer;
+  if (!dir.empty()) {
+    try {
+      writer.emplace(job_inputs_file(dir, job_id));
+      written.resumable = true;
+    } catch (const std::exception& error) {
+      log.warn("job " + job_id + " cannot be resumed if this process dies: " + error.what());
+    }
+  } else {
+    log.warn("job " + job_id +
+             " cannot be resumed if this process dies: no --state-dir, IMGPIPE_STATE_DIR, XDG_STATE_HOME or "
+             "HOME");
+  }
+  if (!writer) {
+    written.temporary = std::make_shared<TemporaryFile>(std::filesystem::temp_directory_path() /
+                                                        ("imgpipe-" + job_id + ".inputs"));
+    writer.emplace(written.temporary->path());
+  }
+  written.file = writer->path();
+  try {
+    written.not_images = stream_inputs(arguments, objects, [&](JobInput&& input) { writer->add(input); });
+    writer->close();
+  } catch (...) {
+    if (written.resumable) remove_job_record(dir, job_id);
+    throw;
+  }
+  written.count = writer->count();
+  if (written.count == 0) {
+    if (written.resumable) remove_job_record(dir, job_id);
+    throw UsageError(
+        "no images found in the given inputs" +
+        (written.not_images.empty() ? "" : " (" + describe_not_images(written.not_images) + ")"));
+  }
+  return written;
+}
+
+// A new broker job for `imgpipe eval`: its inputs are in memory already; recorded like a submitted job.
 void execute_on_broker(const ToolOptions& tool, const std::vector<JobInput>& inputs,
                        const JobSettings& settings, const JobOptions& options, JobResults& results,
                        const Logger& log) {
-  const BrokerAddress address = parse_broker(tool);  // a usage error before the job gets a record
+  parse_broker(tool);  // a usage error before the job gets a record
   const std::string job_id = new_job_id();
   std::cerr << "job " << job_id << ": " << inputs.size() << " images\n";
   const auto dir = resolve_state_dir(options.state_dir);
   std::optional<JobJournal> journal;
   if (!dir.empty()) {
     try {
-      write_job_record(dir, {job_id, settings, std::filesystem::current_path(), inputs});
+      InputFileWriter writer(job_inputs_file(dir, job_id));
+      for (const auto& input : inputs) writer.add(input);
+      writer.close();
+      write_job_record(dir, {job_id, settings, std::filesystem::current_path(), inputs.size()});
       journal.emplace(dir, job_id);
     } catch (const std::exception& error) {
       log.warn(std::string("job " + job_id + " cannot be resumed if this process dies: ") + error.what());
     }
   }
-  run_on_broker(tool, inputs, settings, job_id, options, dir, journal ? &*journal : nullptr, results, log);
+  VectorInputSource source(inputs);
+  run_on_broker(tool, source, settings, job_id, options, dir, journal ? &*journal : nullptr, results, log);
+  if (journal) remove_job_record(dir, job_id);
 }
 
 // Runs the job in the chosen mode and fills `results`; returns the elapsed seconds.
@@ -179,41 +238,54 @@ double execute(const ToolOptions& tool, bool via_broker, const std::vector<JobIn
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+// stdout, or the file named by -o, opened when the first line is written (a job that never ran leaves an
+// existing file as it was).
+class OutputTarget {
+ public:
+  explicit OutputTarget(std::string output) : output_(std::move(output)) {}
+  std::ostream& stream() {
+    if (output_.empty() || output_ == "-") return std::cout;
+    if (!file_.is_open()) {
+      file_.open(output_, std::ios::trunc);
+      if (!file_) throw std::runtime_error("cannot write the results file " + output_);
+    }
+    return file_;
+  }
+  void close() {
+    std::ostream& out = stream();
+    if (!out.flush()) throw std::runtime_error("cannot write the results file " + output_);
+  }
+
+ private:
+  std::string output_;
+  std::ofstream file_;
+};
+
 void write_output(const std::string& output, OutputFormat format, const std::vector<JobInput>& inputs,
                   const JobResults& results, const std::string& model,
                   std::span<const std::string> truth = {}) {
-  if (output.empty() || output == "-") {
-    write_results(std::cout, format, inputs, results, model, truth);
-    std::cout.flush();
-    return;
-  }
-  std::ofstream out(output, std::ios::trunc);
-  if (!out) throw std::runtime_error("cannot write the results file " + output);
-  write_results(out, format, inputs, results, model, truth);
-  if (!out.flush()) throw std::runtime_error("cannot write the results file " + output);
+  OutputTarget target(output);
+  write_results(target.stream(), format, inputs, results, model, truth);
+  target.close();
 }
 
-// A job ready to run: the inputs that get one output line each, and how to fill their results.
+// A job ready to run: how to fill its results and write one line per input.
 struct PreparedJob {
-  std::vector<JobInput> inputs;                   // paths as the user named them
   std::vector<std::filesystem::path> not_images;  // left out of walked folders by their extension
-  std::string model;
   std::unique_ptr<JobResults> results;
   std::function<void(JobResults&)> run;
-  std::filesystem::path working_dir;  // relative input paths are relative to this; empty = the current one
+  // Writes every line not written yet: all of them for a job held in memory, the rest for a streamed one.
+  std::function<void(JobResults&)> write_lines;
+  // After a run that failed: the same for a job whose lines were already going out (a streamed job that
+  // started), nothing otherwise.
+  std::function<void(JobResults&)> write_lines_after_failure;
+  // --sort-into: each input's file and its label, once the lines are written.
+  std::function<std::vector<PhotoToPlace>()> photos;
 };
 
-// --sort-into: each classified input's file; failed ones are counted, not placed.
-std::vector<PhotoToPlace> photos_of(const PreparedJob& job) {
-  std::vector<PhotoToPlace> photos;
-  for (const auto& input : job.inputs) {
-    if (input.object) continue;  // an object in a bucket has no file here to place
-    const ImageResult* result = job.results->find(input.image_id);
-    const auto source =
-        input.path.is_absolute() || job.working_dir.empty() ? input.path : job.working_dir / input.path;
-    photos.push_back({source, result && result->ok() ? std::optional(result->label) : std::nullopt});
-  }
-  return photos;
+PhotoToPlace photo_of(const JobInput& input, const ImageResult* result, const std::filesystem::path& dir) {
+  const auto source = input.path.is_absolute() || dir.empty() ? input.path : dir / input.path;
+  return {source, result && result->ok() ? std::optional(result->label) : std::nullopt};
 }
 
 // Prepares and runs a job, writes one line per input, and picks the exit code.
@@ -221,24 +293,26 @@ int job_command(const ToolOptions& tool, const JobOptions& job,
                 const std::function<PreparedJob(const Logger&)>& prepare) {
   Logger log("imgpipe");
   try {
-    const OutputFormat format = parse_format(job.format);
+    parse_format(job.format);
     PreparedJob prepared = prepare(log);
-    const auto& inputs = prepared.inputs;
     JobResults& results = *prepared.results;
     const auto start = std::chrono::steady_clock::now();
     try {
       prepared.run(results);
     } catch (const JobInterrupted& interrupted) {
       // Every input still gets its line: a result, or "no result (the job did not finish)".
-      write_output(job.output, format, inputs, results, prepared.model);
+      prepared.write_lines(results);
       log.error(std::string(interrupted.what()) + "; " + std::to_string(results.done()) + " of " +
                 std::to_string(results.total()) + " images had a result, written" +
                 (job.output.empty() ? "" : " to " + job.output));
       if (!prepared.not_images.empty()) std::cerr << describe_not_images(prepared.not_images) << '\n';
       return exit_code::failed;
+    } catch (const std::exception&) {
+      if (prepared.write_lines_after_failure) prepared.write_lines_after_failure(results);
+      throw;
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    write_output(job.output, format, inputs, results, prepared.model);
+    prepared.write_lines(results);
     if (!tool.quiet) {
       std::cerr << results.done() - results.failed() << " classified, " << results.failed() << " failed, "
                 << std::fixed << std::setprecision(1) << seconds << " s";
@@ -248,7 +322,7 @@ int job_command(const ToolOptions& tool, const JobOptions& job,
     // Even with --quiet: these files have no result line, so this is the only place they are mentioned.
     if (!prepared.not_images.empty()) std::cerr << describe_not_images(prepared.not_images) << '\n';
     // After the results are safe in their file: a photo that cannot be placed costs the exit status only.
-    if (!job.sort_into.empty() && !place_photos(photos_of(prepared), job.sort_into)) return exit_code::failed;
+    if (!job.sort_into.empty() && !place_photos(prepared.photos(), job.sort_into)) return exit_code::failed;
     return results.failed() > 0 ? exit_code::some_images_failed : exit_code::ok;
   } catch (const UsageError& error) {
     log.error(error.what());
@@ -259,26 +333,144 @@ int job_command(const ToolOptions& tool, const JobOptions& job,
   }
 }
 
-PreparedJob prepare_new_job(const ToolOptions& tool, const JobOptions& job, bool via_broker) {
-  PreparedJob prepared;
+// `imgpipe run`: every input in memory, every line written at the end.
+PreparedJob prepare_local_job(const ToolOptions& tool, const JobOptions& job) {
   JobSettings settings = job_settings(tool, job.model, job.batch_size);
   settings.top_k = job.top_k;
   settings.max_file_bytes = job.max_file_bytes;
   settings.objects = object_store(tool);
   CollectedInputs collected = gather_inputs(job.inputs, settings.objects.get());
-  prepared.inputs = std::move(collected.images);
-  prepared.not_images = std::move(collected.not_images);
-  if (prepared.inputs.empty()) {
+  if (collected.images.empty()) {
     throw UsageError(
         "no images found in the given inputs" +
-        (prepared.not_images.empty() ? "" : " (" + describe_not_images(prepared.not_images) + ")"));
+        (collected.not_images.empty() ? "" : " (" + describe_not_images(collected.not_images) + ")"));
   }
-  prepared.model = job.model;
-  prepared.results = std::make_unique<JobResults>(prepared.inputs);
-  prepared.run = [&tool, &job, settings, via_broker, inputs = prepared.inputs](JobResults& results) {
+  PreparedJob prepared;
+  prepared.not_images = std::move(collected.not_images);
+  auto inputs = std::make_shared<const std::vector<JobInput>>(std::move(collected.images));
+  prepared.results = std::make_unique<JobResults>(*inputs);
+  prepared.run = [&tool, &job, settings, inputs](JobResults& results) {
     Logger log("imgpipe");
-    execute(tool, via_broker, inputs, settings, job, results, log);
+    execute(tool, false, *inputs, settings, job, results, log);
   };
+  const OutputFormat format = parse_format(job.format);
+  JobResults* results = prepared.results.get();
+  prepared.write_lines = [&job, format, inputs](JobResults& done) {
+    write_output(job.output, format, *inputs, done, job.model);
+  };
+  prepared.photos = [inputs, results] {
+    std::vector<PhotoToPlace> photos;
+    for (const auto& input : *inputs) {
+      if (!input.object) photos.push_back(photo_of(input, results->find(input.image_id), {}));
+    }
+    return photos;
+  };
+  return prepared;
+}
+
+// A broker job streamed from its inputs file: the publisher holds what is in flight and the results
+// between the oldest unanswered image and the newest answer, never the whole job (broker_job.hpp).
+struct StreamedJob {
+  std::string job_id;
+  std::filesystem::path dir;          // the state folder; empty when there is none
+  std::filesystem::path inputs_file;  // one line per input, paths as named
+  std::filesystem::path working_dir;  // relative paths in it are relative to this
+  bool resumable = false;             // the record and journal are in `dir`
+  std::shared_ptr<TemporaryFile> temporary;
+  OutputTarget output;
+  OutputFormat format;
+  std::string model;
+  bool collect_photos = false;
+  std::vector<PhotoToPlace> photos;
+  std::unique_ptr<ResultLineWriter> writer;  // made once the job runs
+
+  StreamedJob(const JobOptions& job)
+      : output(job.output), format(parse_format(job.format)), model(job.model) {}
+
+  ResultLineWriter& lines() {
+    if (!writer) {
+      ResultLineWriter::LineFn on_line;
+      if (collect_photos) {
+        on_line = [this](const JobInput& input, const ImageResult* result) {
+          if (!input.object) photos.push_back(photo_of(input, result, working_dir));
+        };
+      }
+      writer = std::make_unique<ResultLineWriter>(
+          output.stream(), format, model, std::make_unique<InputFileReader>(inputs_file), std::move(on_line));
+    }
+    return *writer;
+  }
+};
+
+// Results a streamed job holds at most before it pauses publishing (broker_job.hpp): about 10 MB.
+constexpr std::size_t kMaxHeldResults = 65536;
+
+// Fills `prepared`'s run and output for a streamed job; `skip` (may be empty) names inputs not to publish.
+void stream_job(PreparedJob& prepared, const std::shared_ptr<StreamedJob>& streamed, const ToolOptions& tool,
+                const JobOptions& job, const JobSettings& settings,
+                std::function<bool(const JobInput&)> publish) {
+  prepared.run = [&tool, &job, settings, streamed, publish](JobResults& results) {
+    Logger log("imgpipe");
+    std::optional<JobJournal> journal;
+    if (streamed->resumable) journal.emplace(streamed->dir, streamed->job_id);
+    InputFileReader readable(streamed->inputs_file, streamed->working_dir);
+    FilteredInputSource to_publish(readable, [&](const JobInput& input) {
+      return !results.answered(input.image_id) && (!publish || publish(input));
+    });
+    // The output is opened at the first result (or first publishing round): a job that cannot reach the
+    // broker writes no line.
+    run_on_broker(
+        tool, to_publish, settings, streamed->job_id, job, streamed->dir, journal ? &*journal : nullptr,
+        results, log, [&](JobResults& progress) { streamed->lines().write_ready(progress); },
+        kMaxHeldResults);
+    streamed->lines().finish(results);
+    streamed->output.close();
+    if (streamed->resumable) remove_job_record(streamed->dir, streamed->job_id);
+  };
+  prepared.write_lines = [streamed](JobResults& results) {
+    streamed->lines().finish(results);
+    streamed->output.close();
+  };
+  prepared.write_lines_after_failure = [streamed](JobResults& results) {
+    if (!streamed->writer) return;  // the job never started: no line went out
+    streamed->writer->finish(results);
+    streamed->output.close();
+  };
+  prepared.photos = [streamed] { return streamed->photos; };
+}
+
+// `imgpipe submit INPUT...`: the inputs are written to the job's inputs file as they are found (a manifest
+// of millions of lines is never held), recorded with the job's settings before anything is published, so
+// that `imgpipe submit --resume ID` can finish it if this process dies.
+PreparedJob prepare_submitted_job(const ToolOptions& tool, const JobOptions& job, const Logger& log) {
+  JobSettings settings = job_settings(tool, job.model, job.batch_size);
+  settings.top_k = job.top_k;
+  settings.max_file_bytes = job.max_file_bytes;
+  settings.objects = object_store(tool);
+  parse_broker(tool);  // a usage error before the job gets a record
+  auto streamed = std::make_shared<StreamedJob>(job);
+  streamed->job_id = new_job_id();
+  streamed->dir = resolve_state_dir(job.state_dir);
+  streamed->working_dir = std::filesystem::current_path();
+  streamed->collect_photos = !job.sort_into.empty();
+  WrittenInputs written =
+      write_inputs(job.inputs, settings.objects.get(), streamed->dir, streamed->job_id, log);
+  streamed->inputs_file = written.file;
+  streamed->temporary = written.temporary;
+  streamed->resumable = written.resumable;
+  if (streamed->resumable) {
+    try {
+      write_job_record(streamed->dir, {streamed->job_id, settings, streamed->working_dir, written.count});
+    } catch (const std::exception& error) {
+      log.warn("job " + streamed->job_id + " cannot be resumed if this process dies: " + error.what());
+      streamed->resumable = false;
+    }
+  }
+  std::cerr << "job " << streamed->job_id << ": " << written.count << " images\n";
+  PreparedJob prepared;
+  prepared.not_images = std::move(written.not_images);
+  prepared.results = std::make_unique<JobResults>(JobResults::indexed(written.count));
+  stream_job(prepared, streamed, tool, job, settings, {});
   return prepared;
 }
 
@@ -310,29 +502,26 @@ PreparedJob prepare_resumed_job(const ToolOptions& tool, const JobOptions& job, 
                      (state.host.empty() ? std::string("an unknown host") : state.host) +
                      "): stop it before resuming it");
   }
-  if (!std::filesystem::exists(job_record_file(dir, job_id))) {
-    throw UsageError("job " + job_id + " cannot be resumed: " + job_record_file(dir, job_id).string() +
-                     " is missing (it could not be written when the job was submitted)");
-  }
-  const JobRecord record = read_job_record(dir, job_id);
-  const JournalReplay replay = JobJournal::replay(dir, job_id);
-
-  PreparedJob prepared;
-  prepared.inputs = record.inputs;
-  prepared.working_dir = record.working_dir;
-  prepared.model = record.settings.model;
-  prepared.results = std::make_unique<JobResults>(record.inputs);
-  for (const auto& [result, version] : replay.results) prepared.results->add(result, version);
-  std::vector<JobInput> to_publish;
-  std::size_t awaited = 0;
-  for (const auto& input : record.readable_inputs()) {
-    if (prepared.results->find(input.image_id) != nullptr) continue;
-    if (replay.published.count(input.image_id) > 0) {
-      ++awaited;
-    } else {
-      to_publish.push_back(input);
+  for (const auto& file : {job_record_file(dir, job_id), job_inputs_file(dir, job_id)}) {
+    if (!std::filesystem::exists(file)) {
+      throw UsageError("job " + job_id + " cannot be resumed: " + file.string() +
+                       " is missing (it could not be written when the job was submitted)");
     }
   }
+  const JobRecord record = read_job_record(dir, job_id);
+  JournalReplay replay = JobJournal::replay(dir, job_id);
+
+  PreparedJob prepared;
+  prepared.results = std::make_unique<JobResults>(JobResults::indexed(record.input_count));
+  for (const auto& [result, version] : replay.results) prepared.results->add(result, version);
+  replay.results.clear();
+  // Published and unanswered: their results are awaited from the job's result queue, not published again.
+  auto awaited_ids = std::make_shared<std::set<std::string>>();
+  for (const auto& id : replay.published) {
+    if (!prepared.results->answered(id)) awaited_ids->insert(id);
+  }
+  const std::size_t awaited = awaited_ids->size();
+  const std::size_t to_publish = record.input_count - prepared.results->done() - awaited;
 
   const BrokerAddress address = parse_broker(tool);
   const std::string queue = queues::results_for(job_id);
@@ -350,18 +539,22 @@ PreparedJob prepare_resumed_job(const ToolOptions& tool, const JobOptions& job, 
     }
   }
   log.info("resuming job " + job_id + ": " + std::to_string(prepared.results->done()) + " of " +
-           std::to_string(record.inputs.size()) + " images answered before, " + std::to_string(awaited) +
-           " published and awaited, " + std::to_string(to_publish.size()) + " to publish");
+           std::to_string(record.input_count) + " images answered before, " + std::to_string(awaited) +
+           " published and awaited, " + std::to_string(to_publish) + " to publish");
 
   JobSettings settings = record.settings;
   settings.show_progress = !tool.quiet;
   settings.stop = tool.stop;
   settings.objects = object_store(tool);
-  prepared.run = [&tool, &job, settings, dir, job_id, to_publish](JobResults& results) {
-    Logger run_log("imgpipe");
-    JobJournal journal(dir, job_id);
-    run_on_broker(tool, to_publish, settings, job_id, job, dir, &journal, results, run_log);
-  };
+  auto streamed = std::make_shared<StreamedJob>(job);
+  streamed->job_id = job_id;
+  streamed->dir = dir;
+  streamed->inputs_file = job_inputs_file(dir, job_id);
+  streamed->working_dir = record.working_dir;
+  streamed->resumable = true;
+  streamed->collect_photos = !job.sort_into.empty();
+  stream_job(prepared, streamed, tool, job, settings,
+             [awaited_ids](const JobInput& input) { return awaited_ids->count(input.image_id) == 0; });
   return prepared;
 }
 
@@ -374,10 +567,10 @@ int submit_command(const ToolOptions& tool, const JobOptions& job) {
     Logger("imgpipe").error("submit needs INPUT (image files, folders or @list.txt), or --resume JOB");
     return exit_code::usage;
   }
-  return job_command(tool, job, [&](const Logger&) { return prepare_new_job(tool, job, true); });
+  return job_command(tool, job, [&](const Logger& log) { return prepare_submitted_job(tool, job, log); });
 }
 int run_command(const ToolOptions& tool, const JobOptions& job) {
-  return job_command(tool, job, [&](const Logger&) { return prepare_new_job(tool, job, false); });
+  return job_command(tool, job, [&](const Logger&) { return prepare_local_job(tool, job); });
 }
 
 int eval_command(const ToolOptions& tool, const EvalOptions& options) {

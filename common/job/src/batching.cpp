@@ -11,17 +11,18 @@ namespace {
 constexpr std::size_t kReferenceBytes = 256;
 }  // namespace
 
-BatchReader::BatchReader(const std::vector<JobInput>& inputs, JobRef job, const JobSettings& settings,
-                         ResultSink sink)
+BatchReader::BatchReader(InputSource& inputs, JobRef job, const JobSettings& settings, ResultSink sink)
     : inputs_(inputs), job_(std::move(job)), settings_(settings), sink_(std::move(sink)) {}
 
 std::optional<ImageBatch> BatchReader::next() {
   ImageBatch batch{job_, {}};
   std::size_t batch_bytes = 0;
-  while (position_ < inputs_.size()) {
+  while (true) {
     if (settings_.stop != nullptr && *settings_.stop)
       throw JobInterrupted("interrupted while reading inputs");
-    const JobInput& input = inputs_[position_++];
+    const std::optional<JobInput> next_input = inputs_.next();
+    if (!next_input) break;
+    const JobInput& input = *next_input;
     ReadOutcome outcome = input.object
                               ? read_object_input(input, settings_.max_file_bytes, settings_.objects.get())
                               : read_input(input, settings_.max_file_bytes);
@@ -39,7 +40,8 @@ std::optional<ImageBatch> BatchReader::next() {
 
 void for_each_batch(const std::vector<JobInput>& inputs, const JobRef& job, const JobSettings& settings,
                     const std::function<void(ImageBatch&&)>& on_batch, const ResultSink& sink) {
-  BatchReader reader(inputs, job, settings, sink);
+  VectorInputSource source(inputs);
+  BatchReader reader(source, job, settings, sink);
   while (auto batch = reader.next()) on_batch(std::move(*batch));
 }
 

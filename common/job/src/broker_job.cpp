@@ -51,7 +51,7 @@ void take_message(const IncomingMessage& message, const std::string& job_id, con
 
 }  // namespace
 
-std::string run_broker_job(const BrokerAddress& address, const std::vector<JobInput>& inputs,
+std::string run_broker_job(const BrokerAddress& address, InputSource& inputs,
                            const BrokerJobSettings& settings, JobResults& results, const LogFn& log) {
   const std::string job_id = settings.job_id.empty() ? new_job_id() : settings.job_id;
   JobChannel channel(address, settings.connection, job_id, log);
@@ -96,7 +96,9 @@ std::string run_broker_job(const BrokerAddress& address, const std::vector<JobIn
       }
       std::size_t bytes = 0;
       for (const auto& image : waiting->images) bytes += image.bytes.size();
-      if (!window.admits(waiting->images.size(), bytes)) {
+      const bool holding_too_many =
+          settings.max_held_results > 0 && results.held() >= settings.max_held_results && window.images() > 0;
+      if (holding_too_many || !window.admits(waiting->images.size(), bytes)) {
         // Journaled before waiting for answers: a resumed job then publishes none of these again.
         journal_published();
         return;
@@ -126,6 +128,7 @@ std::string run_broker_job(const BrokerAddress& address, const std::vector<JobIn
                            "` finishes it)");
     }
     publish_what_fits();
+    if (settings.on_progress) settings.on_progress(results);
     if (results.complete()) break;
     // Once cancelled, the results computed before the cancel are taken until none came for a moment: the
     // workers publish nothing more for this job.
@@ -170,7 +173,7 @@ std::string run_broker_job(const BrokerAddress& address, const std::vector<JobIn
   if (channel.cancelled()) {
     const std::size_t rest = results.answer_rest("cancelled");
     log("warn", "job " + job_id + " was cancelled after publishing " + std::to_string(published) + " of " +
-                    std::to_string(inputs.size()) + " images: " + std::to_string(rest) +
+                    std::to_string(results.total()) + " images: " + std::to_string(rest) +
                     " images without a result get the error \"cancelled\"");
     if (settings.on_cancelled) settings.on_cancelled();
   }

@@ -8,11 +8,8 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <iomanip>
 #include <iostream>
-#include <random>
 #include <set>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -25,16 +22,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Collected {
-  fs::path path;
-  fs::path confined_to;
-  std::optional<ObjectRef> object;
-};
-
 struct Walk {
-  std::vector<Collected> images;
+  std::function<void(JobInput&&)> on_input;
+  std::size_t count = 0;
   std::vector<fs::path> not_images;
   const S3Client* objects = nullptr;
+
+  void add(fs::path path, fs::path confined_to, std::optional<ObjectRef> object) {
+    on_input({input_id(count++), std::move(path), std::move(confined_to), std::move(object)});
+  }
 };
 
 // Symlinked folders are not entered (no loops, nothing outside the folder); a symlink with an image name is
@@ -54,7 +50,7 @@ void add_folder(const fs::path& folder, Walk& out) {
   }
   std::sort(found.begin(), found.end());
   std::sort(others.begin(), others.end());
-  for (auto& path : found) out.images.push_back({std::move(path), folder, std::nullopt});
+  for (auto& path : found) out.add(std::move(path), folder, std::nullopt);
   for (auto& path : others) out.not_images.push_back(std::move(path));
 }
 
@@ -77,7 +73,7 @@ void add_argument(const std::string& argument, Walk& out, int depth) {
   if (is_s3_uri(argument)) {
     if (out.objects == nullptr) throw UsageError(argument + ": this command takes no s3:// inputs");
     ObjectArgument expanded = expand_object_argument(argument, *out.objects);
-    for (auto& [uri, object] : expanded.images) out.images.push_back({uri, {}, std::move(object)});
+    for (auto& [uri, object] : expanded.images) out.add(uri, {}, std::move(object));
     for (auto& uri : expanded.not_images) out.not_images.push_back(uri);
     return;
   }
@@ -85,7 +81,7 @@ void add_argument(const std::string& argument, Walk& out, int depth) {
   if (fs::is_directory(argument, error)) {
     add_folder(argument, out);
   } else {
-    out.images.push_back({argument, {}, std::nullopt});  // a missing file gets its own line when it is read
+    out.add(argument, {}, std::nullopt);  // a missing file gets its own line when it is read
   }
 }
 
@@ -100,21 +96,24 @@ bool has_image_extension(const fs::path& path) {
   return kExtensions.count(extension) > 0;
 }
 
-CollectedInputs gather_inputs(const std::vector<std::string>& arguments, const S3Client* objects) {
+std::string input_id(std::size_t index) {
+  std::string id = std::to_string(index);
+  return id.size() >= 6 ? id : std::string(6 - id.size(), '0') + id;
+}
+
+std::vector<fs::path> stream_inputs(const std::vector<std::string>& arguments, const S3Client* objects,
+                                    const std::function<void(JobInput&&)>& on_input) {
   Walk walk;
   walk.objects = objects;
+  walk.on_input = on_input;
   for (const auto& argument : arguments) add_argument(argument, walk, 0);
-  auto& paths = walk.images;
+  return std::move(walk.not_images);
+}
+
+CollectedInputs gather_inputs(const std::vector<std::string>& arguments, const S3Client* objects) {
   CollectedInputs out;
-  out.images.reserve(paths.size());
-  const int width = std::max<int>(6, static_cast<int>(std::to_string(paths.size()).size()));
-  for (std::size_t i = 0; i < paths.size(); ++i) {
-    std::ostringstream id;
-    id << std::setw(width) << std::setfill('0') << i;
-    out.images.push_back(
-        {id.str(), std::move(paths[i].path), std::move(paths[i].confined_to), std::move(paths[i].object)});
-  }
-  out.not_images = std::move(walk.not_images);
+  out.not_images =
+      stream_inputs(arguments, objects, [&](JobInput&& input) { out.images.push_back(std::move(input)); });
   return out;
 }
 

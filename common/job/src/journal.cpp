@@ -55,19 +55,12 @@ JournaledResult result_from_json(const json& item) {
 
 }  // namespace
 
-std::vector<JobInput> JobRecord::readable_inputs() const {
-  std::vector<JobInput> readable = inputs;
-  for (auto& input : readable) {
-    if (input.object) continue;  // s3://bucket/key: no folder to resolve against
-    if (input.path.is_relative()) input.path = working_dir / input.path;
-    if (!input.confined_to.empty() && input.confined_to.is_relative())
-      input.confined_to = working_dir / input.confined_to;
-  }
-  return readable;
-}
-
 std::filesystem::path job_record_file(const std::filesystem::path& state_dir, const std::string& job_id) {
   return state_dir / "jobs" / (job_id + ".job.json");
+}
+
+std::filesystem::path job_inputs_file(const std::filesystem::path& state_dir, const std::string& job_id) {
+  return state_dir / "jobs" / (job_id + ".inputs");
 }
 
 std::filesystem::path job_journal_file(const std::filesystem::path& state_dir, const std::string& job_id) {
@@ -75,20 +68,6 @@ std::filesystem::path job_journal_file(const std::filesystem::path& state_dir, c
 }
 
 void write_job_record(const std::filesystem::path& state_dir, const JobRecord& record) {
-  json inputs = json::array();
-  for (const auto& input : record.inputs) {
-    // The folder a file was found in travels with it, so a resumed job confines it as the first run did.
-    json entry = {input.image_id, input.path.string()};
-    if (!input.confined_to.empty()) entry.push_back(input.confined_to.string());
-    // An object keeps the version it was listed as: a resumed job fetches that one or reports the change.
-    if (input.object) {
-      entry.push_back({{"bucket", input.object->bucket},
-                       {"key", input.object->key},
-                       {"etag", input.object->etag},
-                       {"size", input.object->size}});
-    }
-    inputs.push_back(std::move(entry));
-  }
   const json document = {{"job", record.job_id},
                          {"model", record.settings.model},
                          {"batch_size", record.settings.batch_size},
@@ -96,7 +75,7 @@ void write_job_record(const std::filesystem::path& state_dir, const JobRecord& r
                          {"top_k", record.settings.top_k},
                          {"max_file_bytes", record.settings.max_file_bytes},
                          {"working_dir", record.working_dir.string()},
-                         {"inputs", std::move(inputs)}};
+                         {"input_count", record.input_count}};
   const auto file = job_record_file(state_dir, record.job_id);
   std::error_code error;
   std::filesystem::create_directories(file.parent_path(), error);
@@ -120,23 +99,17 @@ JobRecord read_job_record(const std::filesystem::path& state_dir, const std::str
     record.settings.top_k = document.value("top_k", 1);
     record.settings.max_file_bytes = document.at("max_file_bytes").get<std::size_t>();
     record.working_dir = document.at("working_dir").get<std::string>();
-    for (const auto& input : document.at("inputs")) {
-      if (input.size() > 2 && input.at(2).is_object()) {
-        const json& object = input.at(2);
-        record.inputs.push_back(
-            {input.at(0).get<std::string>(),
-             input.at(1).get<std::string>(),
-             {},
-             ObjectRef{object.at("bucket").get<std::string>(), object.at("key").get<std::string>(),
-                       object.at("etag").get<std::string>(), object.at("size").get<std::uint64_t>()}});
-        continue;
-      }
-      record.inputs.push_back({input.at(0).get<std::string>(), input.at(1).get<std::string>(),
-                               input.size() > 2 ? input.at(2).get<std::string>() : std::string()});
+    if (!document.contains("input_count")) {
+      throw std::runtime_error(
+          "it was written by an older imgpipe that listed the inputs in it; finish the "
+          "job with that version or submit it again");
     }
+    record.input_count = document.at("input_count").get<std::size_t>();
     return record;
   } catch (const json::exception& error) {
     throw std::runtime_error("unreadable job record " + file.string() + ": " + error.what());
+  } catch (const std::runtime_error& error) {
+    throw std::runtime_error("unusable job record " + file.string() + ": " + error.what());
   }
 }
 
@@ -204,6 +177,7 @@ void remove_job_record(const std::filesystem::path& state_dir, const std::string
   std::error_code ignored;
   std::filesystem::remove(job_journal_file(state_dir, job_id), ignored);
   std::filesystem::remove(job_record_file(state_dir, job_id), ignored);
+  std::filesystem::remove(job_inputs_file(state_dir, job_id), ignored);
 }
 
 }  // namespace imgpipe

@@ -37,7 +37,9 @@ const char* to_string(Bottleneck::Kind kind) {
 
 Bottleneck find_bottleneck(const std::vector<StageFlow>& stages, double min_backlog_seconds) {
   for (const auto& flow : stages) {
-    if (flow.exists && flow.consumers == 0 && flow.ready + flow.unacked > 0) {
+    // Unacked deliveries mean someone consumes, whatever the consumer count says: the management API samples
+    // the two at different moments, and under load a live worker's queue can read 0 consumers, 3 unacked.
+    if (flow.exists && flow.consumers == 0 && flow.unacked == 0 && flow.ready > 0) {
       return {Bottleneck::Kind::no_workers, flow.stage,
               "stalled: " + std::to_string(flow.ready) + " batches wait for " + flow.stage +
                   ", which has no workers: start imgpipe-" + flow.stage};

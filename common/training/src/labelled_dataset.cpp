@@ -29,12 +29,7 @@ LabelledDataset load_labelled_folder(const fs::path& root) {
     throw UsageError("dataset folder " + root.string() +
                      " needs at least two class sub-folders with images (one sub-folder per class)");
   }
-  const int width = std::max<int>(6, static_cast<int>(std::to_string(dataset.inputs.size()).size()));
-  for (std::size_t i = 0; i < dataset.inputs.size(); ++i) {
-    std::string id = std::to_string(i);
-    dataset.inputs[i].image_id =
-        std::string(static_cast<std::size_t>(std::max(0, width - static_cast<int>(id.size()))), '0') + id;
-  }
+  for (std::size_t i = 0; i < dataset.inputs.size(); ++i) dataset.inputs[i].image_id = input_id(i);
   return dataset;
 }
 

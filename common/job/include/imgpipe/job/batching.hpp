@@ -41,13 +41,12 @@ using ResultSink = std::function<void(const ImageResult&, const std::string& mod
 // go straight to `sink` on the way. Keeps a reference to `inputs`, which must outlive it.
 class BatchReader {
  public:
-  BatchReader(const std::vector<JobInput>& inputs, JobRef job, const JobSettings& settings, ResultSink sink);
+  BatchReader(InputSource& inputs, JobRef job, const JobSettings& settings, ResultSink sink);
   // The next batch, or nullopt once every input was read. Throws JobInterrupted on a stop signal.
   std::optional<ImageBatch> next();
 
  private:
-  const std::vector<JobInput>& inputs_;
-  std::size_t position_ = 0;
+  InputSource& inputs_;
   JobRef job_;
   JobSettings settings_;
   ResultSink sink_;

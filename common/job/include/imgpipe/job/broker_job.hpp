@@ -20,7 +20,13 @@ struct BrokerJobSettings {
   WindowLimits window;                     // how much of the job may be in the broker at once
   std::chrono::seconds idle_timeout{600};  // give up when no result arrived for this long
   std::string job_id;                      // empty: a new one; the caller may need it before the job starts
-  std::function<void(const JobResults&)> on_progress;  // after each result message; may be empty
+  // After each group of result messages and each round of publishing; may be empty. (The submit command
+  // writes the lines that became ready here.)
+  std::function<void(JobResults&)> on_progress;
+  // Publishing pauses while `results` holds this many results (answered, their lines not yet written because
+  // an earlier image is unanswered), unless nothing is in flight; 0 = no limit. What bounds a streamed job's
+  // memory when one image is slow to come back.
+  std::size_t max_held_results = 0;
   // Where confirmed publishes and results are recorded for `imgpipe submit --resume`; may be null.
   JobJournal* journal = nullptr;
   // Publishes are confirmed and journaled in groups of this many batches.
@@ -32,13 +38,13 @@ struct BrokerJobSettings {
   std::function<void()> on_cancelled;
 };
 
-// Publishes `inputs` as the job's image batches, no more at once than the window admits, and collects results
-// until `results` (which may hold more images than `inputs`, and answers already, when a job is resumed) is
-// complete. A dead letter of the job (dead_letters.hpp) answers each image it carried with an error. A job
-// cancelled by `imgpipe cancel` publishes no more and answers every image still without a result with the
-// error "cancelled" (the results that arrived before stay). Returns the job id. Throws BrokerError when the
-// broker cannot be reached or the job stalls.
-std::string run_broker_job(const BrokerAddress& address, const std::vector<JobInput>& inputs,
+// Publishes `inputs` (read once, in order) as the job's image batches, no more at once than the window
+// admits, and collects results until `results` (which may hold more images than `inputs`, and answers
+// already, when a job is resumed) is complete. A dead letter of the job (dead_letters.hpp) answers each image
+// it carried with an error. A job cancelled by `imgpipe cancel` publishes no more and answers every image
+// still without a result with the error "cancelled" (the results that arrived before stay). Returns the job
+// id. Throws BrokerError when the broker cannot be reached or the job stalls.
+std::string run_broker_job(const BrokerAddress& address, InputSource& inputs,
                            const BrokerJobSettings& settings, JobResults& results, const LogFn& log);
 
 }  // namespace imgpipe

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -29,6 +30,48 @@ struct JobInput {
   std::optional<ObjectRef> object{};
 };
 
+// Input i's image id: i in decimal, zero-padded to six digits ("000042"), so ids sort as their inputs do in
+// jobs of up to a million.
+std::string input_id(std::size_t index);
+
+// A job's inputs, read once in order: from a vector (inputs.hpp) or from an inputs file (input_file.hpp).
+class InputSource {
+ public:
+  virtual ~InputSource() = default;
+  virtual std::optional<JobInput> next() = 0;
+};
+
+// Reads a vector that must outlive it.
+class VectorInputSource final : public InputSource {
+ public:
+  explicit VectorInputSource(const std::vector<JobInput>& inputs) : inputs_(inputs) {}
+  std::optional<JobInput> next() override {
+    if (position_ == inputs_.size()) return std::nullopt;
+    return inputs_[position_++];
+  }
+
+ private:
+  const std::vector<JobInput>& inputs_;
+  std::size_t position_ = 0;
+};
+
+// Passes on the inputs of another source that `keep` accepts (a resumed job's inputs still to publish).
+class FilteredInputSource final : public InputSource {
+ public:
+  FilteredInputSource(InputSource& source, std::function<bool(const JobInput&)> keep)
+      : source_(source), keep_(std::move(keep)) {}
+  std::optional<JobInput> next() override {
+    while (auto input = source_.next()) {
+      if (keep_(*input)) return input;
+    }
+    return std::nullopt;
+  }
+
+ private:
+  InputSource& source_;
+  std::function<bool(const JobInput&)> keep_;
+};
+
 class UsageError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -50,6 +93,14 @@ struct CollectedInputs {
   std::vector<std::filesystem::path> not_images;
 };
 CollectedInputs gather_inputs(const std::vector<std::string>& arguments, const S3Client* objects = nullptr);
+
+// gather_inputs without holding the inputs: each goes to `on_input` as it is found, with its id
+// (input_id(i)); a list is read line by line, so a manifest of millions of lines costs no memory. (A walked
+// folder is sorted, so its own paths are held while it is walked; a listed prefix likewise.) Returns the
+// files left out as not images.
+std::vector<std::filesystem::path> stream_inputs(const std::vector<std::string>& arguments,
+                                                 const S3Client* objects,
+                                                 const std::function<void(JobInput&&)>& on_input);
 
 // .jpg .jpeg .png .bmp .webp .tif .tiff .gif .heic .heif .avif, any case: what a walk or a listing collects.
 bool has_image_extension(const std::filesystem::path& path);

@@ -1,6 +1,7 @@
 // What `imgpipe submit --resume JOB` needs to finish a job whose publisher died, kept beside the job's state
 // file (job_state.hpp) in <state-dir>/jobs/:
-//   <id>.job.json  the job as submitted: model, batch settings, working folder, every input (id, path).
+//   <id>.inputs    every input of the job, one line each (input_file.hpp), written and synced first.
+//   <id>.job.json  the job as submitted: model, batch settings, working folder, how many inputs.
 //                  Written atomically before anything is published.
 //   <id>.journal   JSON Lines, appended and fsync'ed:
 //                    {"published": ["000001", ...]}   images whose batch the broker confirmed
@@ -25,13 +26,11 @@ struct JobRecord {
   std::string job_id;
   JobSettings settings;  // model and batch sizes; stop and progress are the running process's own
   std::filesystem::path working_dir;  // relative input paths are read from here on resume
-  std::vector<JobInput> inputs;       // paths as the user named them: they appear so in the output
-
-  // Inputs with paths made absolute against working_dir, for reading from another folder.
-  std::vector<JobInput> readable_inputs() const;
+  std::size_t input_count = 0;        // lines of the job's inputs file (job_inputs_file)
 };
 
 std::filesystem::path job_record_file(const std::filesystem::path& state_dir, const std::string& job_id);
+std::filesystem::path job_inputs_file(const std::filesystem::path& state_dir, const std::string& job_id);
 std::filesystem::path job_journal_file(const std::filesystem::path& state_dir, const std::string& job_id);
 
 // Throws std::runtime_error naming the file.
@@ -65,7 +64,7 @@ class JobJournal {
   int fd_ = -1;
 };
 
-// Removes the record and the journal of a finished job (best effort).
+// Removes the record, the inputs file and the journal of a finished job (best effort).
 void remove_job_record(const std::filesystem::path& state_dir, const std::string& job_id);
 
 }  // namespace imgpipe
