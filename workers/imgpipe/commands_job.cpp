@@ -52,9 +52,9 @@ JobSettings job_settings(const ToolOptions& tool, const std::string& model, int 
   return settings;
 }
 
-BrokerAddress parse_broker(const ToolOptions& tool) {
+BrokerList parse_broker(const ToolOptions& tool) {
   try {
-    return BrokerAddress::parse(tool.broker);
+    return BrokerList::parse(tool.broker);
   } catch (const std::invalid_argument& error) {
     throw UsageError(std::string("bad broker URL: ") + error.what());
   }
@@ -62,10 +62,11 @@ BrokerAddress parse_broker(const ToolOptions& tool) {
 
 // The stage queues' delivery limit is part of their declaration: it must be the workers' (see
 // JobOptions::delivery_limit).
-PublisherOptions publisher_connection(int delivery_limit) {
+PublisherOptions publisher_connection(const JobOptions& job) {
   PublisherOptions options;
   options.client_name = "imgpipe-publisher";
-  options.delivery_limit = delivery_limit;
+  options.delivery_limit = job.delivery_limit;
+  options.quorum_group_size = job.quorum_group_size;
   return options;
 }
 
@@ -81,7 +82,7 @@ void run_on_broker(const ToolOptions& tool, InputSource& to_publish, const JobSe
   BrokerJobSettings broker_settings;
   broker_settings.job = settings;
   broker_settings.idle_timeout = std::chrono::seconds(options.idle_timeout_seconds);
-  broker_settings.connection = publisher_connection(options.delivery_limit);
+  broker_settings.connection = publisher_connection(options);
   broker_settings.job_id = job_id;
   broker_settings.window.fixed_images = static_cast<std::size_t>(options.in_flight_images);
   broker_settings.window.max_bytes = static_cast<std::size_t>(options.in_flight_mb) << 20;
@@ -523,12 +524,12 @@ PreparedJob prepare_resumed_job(const ToolOptions& tool, const JobOptions& job, 
   const std::size_t awaited = awaited_ids->size();
   const std::size_t to_publish = record.input_count - prepared.results->done() - awaited;
 
-  const BrokerAddress address = parse_broker(tool);
+  const BrokerList address = parse_broker(tool);
   const std::string queue = queues::results_for(job_id);
   if (awaited > 0) {
     // Declaring the queue again would create it empty and wait for results nobody will send.
     try {
-      BrokerSession(address, publisher_connection(job.delivery_limit)).message_count(queue);
+      BrokerSession(address, publisher_connection(job)).message_count(queue);
     } catch (const BrokerRefused& error) {
       throw BrokerError("job " + job_id + " cannot be resumed: its result queue " + queue +
                         " is gone (result queues expire 24 h after their last consumer left, or it was "

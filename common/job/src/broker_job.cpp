@@ -51,8 +51,8 @@ void take_message(const IncomingMessage& message, const std::string& job_id, con
 
 }  // namespace
 
-std::string run_broker_job(const BrokerAddress& address, InputSource& inputs,
-                           const BrokerJobSettings& settings, JobResults& results, const LogFn& log) {
+std::string run_broker_job(const BrokerList& address, InputSource& inputs, const BrokerJobSettings& settings,
+                           JobResults& results, const LogFn& log) {
   const std::string job_id = settings.job_id.empty() ? new_job_id() : settings.job_id;
   JobChannel channel(address, settings.connection, job_id, log);
   const JobRef job{job_id, channel.result_queue(), settings.job.model, "", settings.job.top_k};
