@@ -1,7 +1,10 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "imgpipe/models/model_store.hpp"
 #include "test_support.hpp"
@@ -231,4 +234,54 @@ TEST_CASE("a version whose files changed behind model.json's back is not kept", 
   CHECK(store.kept_versions("fashion").empty());
   CHECK_THROWS_WITH(store.load_version("fashion", tampered), Catch::Contains("no longer in the store"));
   CHECK_THROWS_WITH(store.load_version("fashion", next), Catch::Contains("does not match model.json"));
+}
+
+TEST_CASE("writers saving versions of one model at once, and readers loading them, leave every version whole",
+          "[models]") {
+  test::TempDir store_root;
+  copy_default_model(store_root.path());
+  const ModelStore store(store_root.path(), 100);
+  const std::string first = store.current_version("fashion");
+  std::vector<std::vector<std::string>> saved(4);
+  std::atomic<bool> writing{true};
+  std::atomic<int> loads{0};
+  std::vector<std::string> reader_errors;
+  std::thread reader([&] {
+    // Whatever model.json names at any moment loads whole, from versions/ or the model folder.
+    while (writing) {
+      try {
+        const std::string version = store.current_version("fashion");
+        if (store.load_version("fashion", version).version == version) ++loads;
+      } catch (const std::exception& error) {
+        reader_errors.push_back(error.what());
+      }
+    }
+  });
+  std::vector<std::thread> writers;
+  for (std::size_t w = 0; w < saved.size(); ++w) {
+    writers.emplace_back([&, w] {
+      const ModelStore own(store_root.path(), 100);  // each writer its own store object, as processes have
+      for (int i = 0; i < 3; ++i) {
+        ModelConfig config = own.load_version("fashion", first);
+        config.description = "writer " + std::to_string(w) + " edit " + std::to_string(i);
+        saved[w].push_back(own.save(config));
+      }
+    });
+  }
+  for (auto& writer : writers) writer.join();
+  writing = false;
+  reader.join();
+  CHECK(reader_errors.empty());
+  CHECK(loads > 0);
+  const auto kept = store.kept_versions("fashion");
+  CHECK(kept.size() == 13);  // the first version and the 12 saved
+  for (const auto& versions : saved) {
+    for (const auto& version : versions) {
+      INFO(version);
+      CHECK(std::find(kept.begin(), kept.end(), version) != kept.end());
+      CHECK(store.load_version("fashion", version).version == version);
+    }
+  }
+  for (const auto& entry : fs::directory_iterator(store_root.path() / "fashion" / "versions"))
+    CHECK(entry.path().filename().string().front() != '.');
 }
