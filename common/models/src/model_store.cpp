@@ -108,8 +108,6 @@ void check_file(const fs::path& dir, const std::string& relative, const std::str
   }
 }
 
-std::string version_of(const std::string& model_json_text);
-
 // The files a model.json names, with their sha256.
 std::vector<std::pair<std::string, std::string>> files_of(const ModelConfig& config) {
   std::vector<std::pair<std::string, std::string>> files{{config.backbone.file, config.backbone.sha256}};
@@ -158,6 +156,7 @@ std::string sha256_hex_of_file(const fs::path& file) {
 }
 
 namespace {
+// A version: the first 12 hex digits of the sha256 of model.json's bytes.
 std::string version_of(const std::string& model_json_text) {
   return sha256_hex(model_json_text.data(), model_json_text.size()).substr(0, 12);
 }
