@@ -3,6 +3,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include <algorithm>
+#include <fstream>
 
 #include "imgpipe/stages/classify.hpp"
 #include "imgpipe/stages/feature.hpp"
@@ -85,32 +86,81 @@ TEST_CASE("the feature stage turns pixels into vectors of the model's feature si
   CHECK_THAT(out.errors[0].error, Catch::Contains("27x28x1 but model fashion wants 28x28x1"));
 }
 
-TEST_CASE("stages refuse a batch made with another version of the model", "[stages]") {
+TEST_CASE("stages refuse a batch stamped with a version neither loaded nor in the store, image by image",
+          "[stages]") {
   FeatureStage feature(ModelStore(test::models_dir()), compute());
   const StageOutput out = feature.process(PixelBatch{{"job", "reply", "fashion", "000000000000"},
-                                                     {{"a", 28, 28, 1, std::vector<std::uint8_t>(784, 0)}}});
+                                                     {{"a", 28, 28, 1, std::vector<std::uint8_t>(784, 0)},
+                                                      {"b", 28, 28, 1, std::vector<std::uint8_t>(784, 0)}}});
   CHECK_FALSE(out.next.has_value());
-  REQUIRE(out.errors.size() == 1);
-  CHECK_THAT(out.errors[0].error, Catch::Contains("changed on disk between stages"));
+  REQUIRE(out.errors.size() == 2);
+  for (const auto& error : out.errors)
+    CHECK_THAT(error.error, Catch::Contains("fashion@000000000000 is no longer in the store"));
 }
 
-TEST_CASE("a model replaced on disk is picked up for the next batch, never mixed into one", "[stages]") {
+TEST_CASE("a model replaced on disk: stamped batches finish on their version, new batches use the new one",
+          "[stages]") {
+  test::TempDir store_root;
+  const fs::path model = store_root.path() / "fashion";
+  fs::copy(test::models_dir() / "fashion", model, fs::copy_options::recursive);
+  const ModelStore store(store_root.path());
+  ClassifyStage classify{store};
+  const auto first_version = store.current_version("fashion");
+  const std::vector<float> features(store.load("fashion").backbone.feature_dim, 0.5f);
+  const FeatureBatch fresh{{"job", "reply", "fashion", ""}, {{"a", features}}};
+  const auto before = std::get<ResultBatch>(*classify.process(fresh).next);
+  CHECK(before.job.model_version == first_version);
+  // A new model.json with its own classifier file, then the old file overwritten in place (as `imgpipe
+  // train` does to a model of the same name).
+  ModelConfig config = store.load("fashion");
+  fs::copy_file(model / "classifier.dat", model / "classifier-2.dat");
+  config.classifier->file = "classifier-2.dat";
+  config.description = "edited";
+  const std::string second_version = store.save(config);
+  std::ofstream(model / "classifier.dat", std::ios::binary | std::ios::trunc) << "overwritten";
+
+  // A batch nobody stamped yet: the new version.
+  const auto after = std::get<ResultBatch>(*classify.process(fresh).next);
+  CHECK(after.job.model_version == second_version);
+  CHECK(after.results[0].label == before.results[0].label);
+  // A batch stamped with the old version: the old version, loaded here or not.
+  const FeatureBatch stamped{{"job", "reply", "fashion", first_version}, {{"a", features}}};
+  ClassifyStage started_after{store};  // has loaded nothing: takes the old version from versions/
+  for (ClassifyStage* stage : {&classify, &started_after}) {
+    const StageOutput out = stage->process(stamped);
+    CHECK(out.errors.empty());
+    REQUIRE(out.next.has_value());
+    const auto old = std::get<ResultBatch>(*out.next);
+    CHECK(old.job.model_version == first_version);
+    CHECK(old.results[0].label == before.results[0].label);
+  }
+}
+
+TEST_CASE("a model cache keeps the last N versions of a model loaded, the least recently used out first",
+          "[stages]") {
   test::TempDir store_root;
   fs::copy(test::models_dir() / "fashion", store_root.path() / "fashion", fs::copy_options::recursive);
-  ClassifyStage classify{ModelStore(store_root.path())};
-  const auto first_version = ModelStore(store_root.path()).current_version("fashion");
-  const FeatureBatch batch{
-      {"job", "reply", "fashion", ""},
-      {{"a", std::vector<float>(ModelStore(store_root.path()).load("fashion").backbone.feature_dim, 0.5f)}}};
-  const auto before = std::get<ResultBatch>(*classify.process(batch).next);
-  CHECK(before.job.model_version == first_version);
-  // Same files, new description: a new model.json, so a new version.
-  ModelConfig config = ModelStore(store_root.path()).load("fashion");
-  config.description = "edited";
-  ModelStore(store_root.path()).save(config);
-  const auto after = std::get<ResultBatch>(*classify.process(batch).next);
-  CHECK(after.job.model_version != first_version);
-  CHECK(after.results[0].label == before.results[0].label);
+  const ModelStore store(store_root.path());
+  std::vector<std::string> loads;
+  ModelCache<ModelConfig> cache(
+      store, keep_config,
+      [&loads](const ModelConfig& config, std::chrono::duration<double>) { loads.push_back(config.version); },
+      2);
+  std::vector<std::string> versions{store.current_version("fashion")};
+  for (int i = 0; i < 3; ++i) {
+    ModelConfig config = store.load("fashion");
+    config.description = "edit " + std::to_string(i);
+    versions.push_back(store.save(config));
+  }
+  CHECK(cache.get("fashion").config->version == versions[3]);
+  CHECK(cache.get("fashion", versions[1]).config->version == versions[1]);
+  CHECK(cache.get("fashion", versions[3]).config->version == versions[3]);  // loaded: no load
+  CHECK(cache.loaded_versions("fashion") == std::vector<std::string>{versions[3], versions[1]});
+  CHECK(cache.get("fashion", versions[2]).config->version == versions[2]);  // drops versions[1]
+  CHECK(cache.loaded_versions("fashion") == std::vector<std::string>{versions[2], versions[3]});
+  CHECK(loads == std::vector<std::string>{versions[3], versions[1], versions[2]});
+  CHECK_THROWS_AS(cache.get("fashion", "0123456789ab"), ModelError);
+  CHECK(cache.loaded_versions("nope").empty());
 }
 
 TEST_CASE("the linear SVM learns a separable problem and survives a save/load round trip", "[stages]") {

@@ -41,6 +41,7 @@ int main(int argc, char** argv) {
     config.name = name;
     const auto dir = store.dir_of(name);  // validates the name before we spend minutes training
     const auto backbone_file = dir / "backbone.pt";
+    store.keep_current(name);  // batches of the version there now can still run on it
     std::printf("training %s on %s: %d epochs, seed %llu, %d threads -> %s\n", name.c_str(), data.c_str(),
                 options.epochs, static_cast<unsigned long long>(options.seed), options.threads,
                 backbone_file.string().c_str());

@@ -70,8 +70,10 @@ int train_command(const ToolOptions& tool, const TrainOptions& options) {
     svm.threads = tool.threads > 0 ? tool.threads : 2;
     auto [classifier, report] = train_linear_classifier(features, labels, dataset.classes.size(), svm);
 
-    // Assemble the new model folder: the backbone file, the classifier, then model.json last.
+    // Assemble the new model folder: the backbone file, the classifier, then model.json last. The version
+    // there now is kept first (versions/), so batches stamped with it finish on it after its files change.
     const fs::path dir = store.dir_of(options.model);
+    store.keep_current(options.model);
     fs::create_directories(dir);
     const fs::path backbone_target = dir / "backbone.pt";
     if (fs::weakly_canonical(backbone.backbone_path()) != fs::weakly_canonical(backbone_target)) {
@@ -124,6 +126,7 @@ int add_backbone_command(const ToolOptions& tool, const AddBackboneOptions& opti
     const ModelStore store(tool.models);
     const fs::path dir = store.dir_of(options.name);
     if (!fs::is_regular_file(options.file)) throw UsageError("no TorchScript file at " + options.file);
+    store.keep_current(options.name);
     fs::create_directories(dir);
     const fs::path target = dir / "backbone.pt";
     if (fs::weakly_canonical(options.file) != fs::weakly_canonical(target)) {
@@ -188,6 +191,11 @@ int models_command(const ToolOptions& tool, bool check) {
                 << "  engine " << to_string(config.backbone.engine)
                 << (config.backbone.precision == Precision::f32 ? "" : " bf16") << "  " << config.description
                 << "\n";
+      std::string kept;
+      for (const auto& version : store.kept_versions(name)) {
+        if (version != config.version) kept += (kept.empty() ? "" : ", ") + version;
+      }
+      if (!kept.empty()) std::cout << "  earlier versions kept: " << kept << "\n";
       if (check) {
         // Loads the network on the engine it would run on and passes one blank image through it.
         const auto backbone = Backbone::load(config, compute);

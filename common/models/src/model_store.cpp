@@ -1,13 +1,19 @@
 #include "imgpipe/models/model_store.hpp"
 
 #include <openssl/evp.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <memory>
+#include <random>
 #include <sstream>
+#include <utility>
 
 namespace imgpipe {
 namespace fs = std::filesystem;
@@ -16,6 +22,10 @@ using nlohmann::json;
 namespace {
 
 constexpr int kFormat = 1;
+// <root>/<name>/versions/<version>/: the versions kept after they were replaced.
+constexpr const char* kVersionsFolder = "versions";
+// Leftovers of a writer that died while keeping or removing a version are removed after this long.
+constexpr auto kLeftoverAge = std::chrono::hours(1);
 
 struct DigestContextDeleter {
   void operator()(EVP_MD_CTX* context) const { EVP_MD_CTX_free(context); }
@@ -80,9 +90,13 @@ T field(const json& object, const char* key, const std::string& where) {
   }
 }
 
+bool is_plain_file_name(const std::string& relative) {
+  return !relative.empty() && !fs::path(relative).is_absolute() && relative.find("..") == std::string::npos;
+}
+
 void check_file(const fs::path& dir, const std::string& relative, const std::string& expected_sha,
                 const std::string& what) {
-  if (relative.empty() || fs::path(relative).is_absolute() || relative.find("..") != std::string::npos) {
+  if (!is_plain_file_name(relative)) {
     throw ModelError(what + " file name \"" + relative + "\" must be a plain name inside the model folder");
   }
   const fs::path file = dir / relative;
@@ -92,6 +106,29 @@ void check_file(const fs::path& dir, const std::string& relative, const std::str
     throw ModelError(what + " file " + file.string() + " does not match model.json: sha256 is " + actual +
                      ", expected " + expected_sha + " (the file was changed or replaced)");
   }
+}
+
+// The files a model.json names, with their sha256.
+std::vector<std::pair<std::string, std::string>> files_of(const ModelConfig& config) {
+  std::vector<std::pair<std::string, std::string>> files{{config.backbone.file, config.backbone.sha256}};
+  if (config.backbone.onnx) files.emplace_back(config.backbone.onnx->file, config.backbone.onnx->sha256);
+  if (config.classifier) files.emplace_back(config.classifier->file, config.classifier->sha256);
+  return files;
+}
+
+// A name for a folder only this writer uses: versions/.<what>-<version>-<pid>-<random>.
+fs::path private_name(const fs::path& versions, const std::string& what, const std::string& version) {
+  std::random_device random;
+  return versions /
+         ("." + what + "-" + version + "-" + std::to_string(::getpid()) + "-" + std::to_string(random()));
+}
+
+// Moves a folder out of sight by a rename (readers see it whole or not at all), then deletes it.
+void remove_folder(const fs::path& folder, const fs::path& versions, const std::string& version) {
+  const fs::path doomed = private_name(versions, "removing", version);
+  std::error_code error;
+  fs::rename(folder, doomed, error);
+  if (!error) fs::remove_all(doomed, error);  // another writer removed it first: nothing to do
 }
 
 }  // namespace
@@ -116,6 +153,19 @@ std::string sha256_hex_of_file(const fs::path& file) {
   }
   if (in.bad()) throw ModelError("read error on " + file.string());
   return finish_hex(context.get());
+}
+
+namespace {
+// A version: the first 12 hex digits of the sha256 of model.json's bytes.
+std::string version_of(const std::string& model_json_text) {
+  return sha256_hex(model_json_text.data(), model_json_text.size()).substr(0, 12);
+}
+}  // namespace
+
+bool is_valid_model_version(const std::string& version) {
+  return version.size() == 12 && std::all_of(version.begin(), version.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
 }
 
 bool is_valid_model_name(const std::string& name) {
@@ -314,7 +364,8 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& name) {
   return config;
 }
 
-ModelStore::ModelStore(fs::path root) : root_(std::move(root)) {}
+ModelStore::ModelStore(fs::path root, std::size_t kept_versions)
+    : root_(std::move(root)), kept_versions_(std::max<std::size_t>(kept_versions, 1)) {}
 
 void ModelStore::throw_not_found(const std::string& name, const fs::path& config_file) const {
   throw ModelError("model \"" + name + "\" not found: no " + config_file.string() +
@@ -332,15 +383,45 @@ fs::path ModelStore::dir_of(const std::string& name) const {
 std::string ModelStore::current_version(const std::string& name) const {
   const fs::path config_file = dir_of(name) / "model.json";
   if (!fs::is_regular_file(config_file)) throw_not_found(name, config_file);
-  const std::string text = read_text(config_file);
-  return sha256_hex(text.data(), text.size()).substr(0, 12);
+  return version_of(read_text(config_file));
 }
 
 ModelConfig ModelStore::load(const std::string& name) const {
   const fs::path dir = dir_of(name);
   const fs::path config_file = dir / "model.json";
   if (!fs::is_regular_file(config_file)) throw_not_found(name, config_file);
+  return load_text(name, dir, read_text(config_file));
+}
+
+ModelConfig ModelStore::load_version(const std::string& name, const std::string& version) const {
+  const fs::path dir = dir_of(name);
+  if (!is_valid_model_version(version)) {
+    throw ModelError("\"" + version + "\" is not a model version (12 hex digits of sha256(model.json))");
+  }
+  const fs::path versions = dir / kVersionsFolder;
+  const fs::path kept = versions / version;
+  if (fs::is_regular_file(kept / "model.json")) {
+    const std::string text = read_text(kept / "model.json");
+    if (version_of(text) != version) {
+      throw ModelError((kept / "model.json").string() + " is not version " + version + " (it was edited)");
+    }
+    return load_text(name, kept, text);
+  }
+  const fs::path config_file = dir / "model.json";
+  if (!fs::is_regular_file(config_file)) throw_not_found(name, config_file);
   const std::string text = read_text(config_file);
+  const std::string current = version_of(text);
+  if (current == version) return load_text(name, dir, text);
+  throw ModelError("model " + name + "@" + version + " is no longer in the store: " + name + " is version " +
+                   current + " now, and " + versions.string() + " keeps the last " +
+                   std::to_string(kept_versions_) +
+                   " versions saved, not this one; submit these images again to classify them with " + name +
+                   "@" + current);
+}
+
+ModelConfig ModelStore::load_text(const std::string& name, const fs::path& dir,
+                                  const std::string& text) const {
+  const fs::path config_file = dir / "model.json";
   json parsed;
   try {
     parsed = json::parse(text);
@@ -349,7 +430,7 @@ ModelConfig ModelStore::load(const std::string& name) const {
   }
   ModelConfig config = ModelConfig::from_json(parsed, name);
   config.dir = dir;
-  config.version = sha256_hex(text.data(), text.size()).substr(0, 12);
+  config.version = version_of(text);
   check_file(dir, config.backbone.file, config.backbone.sha256, "model " + name + ": backbone");
   if (config.backbone.onnx) {
     check_file(dir, config.backbone.onnx->file, config.backbone.onnx->sha256,
@@ -382,16 +463,150 @@ std::string ModelStore::save(ModelConfig& config) const {
   fs::create_directories(dir);
   config.dir = dir;
   const std::string text = config.to_json().dump(2) + "\n";
-  // Write beside and rename, so a reader never sees half a model.json.
-  const fs::path temporary = dir / "model.json.tmp";
+  const std::string version = version_of(text);
+  // Both versions are kept before model.json names the new one: a worker that reads the new version from
+  // model.json finds it kept, and batches of the old one can still load it after its files are replaced.
+  keep_current(config.name);
+  keep_version(config.name, text);
+  // Write beside and rename, so a reader never sees half a model.json; the name is this writer's own.
+  const fs::path temporary = private_name(dir, "model.json", version);
   {
     std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
     out << text;
     if (!out) throw ModelError("cannot write " + temporary.string());
   }
   fs::rename(temporary, dir / "model.json");
-  config.version = sha256_hex(text.data(), text.size()).substr(0, 12);
-  return config.version;
+  config.version = version;
+  prune_versions(config.name, version);
+  return version;
+}
+
+void ModelStore::keep_current(const std::string& name) const {
+  const fs::path config_file = dir_of(name) / "model.json";
+  if (!fs::is_regular_file(config_file)) return;  // a new model: nothing to keep
+  std::string text;
+  try {
+    text = read_text(config_file);
+  } catch (const ModelError&) {
+    return;
+  }
+  keep_version(name, text);
+}
+
+void ModelStore::keep_version(const std::string& name, const std::string& text) const {
+  const fs::path dir = dir_of(name);
+  const std::string version = version_of(text);
+  const fs::path versions = dir / kVersionsFolder;
+  const fs::path kept = versions / version;
+  std::error_code error;
+  if (fs::is_regular_file(kept / "model.json")) {
+    // Saved again: it becomes the most recent, the last to be removed.
+    fs::last_write_time(kept / "model.json", fs::file_time_type::clock::now(), error);
+    return;
+  }
+  ModelConfig config;
+  try {
+    config = ModelConfig::from_json(json::parse(text), name);
+  } catch (const std::exception&) {
+    return;  // a model.json that does not load is not worth keeping
+  }
+  // Files that another kept version has already (same sha256) are hard-linked from there: a new classifier
+  // over the same backbone costs the classifier's size. Kept files are never written to after.
+  std::map<std::string, fs::path> kept_files;
+  for (const std::string& other : kept_versions(name)) {
+    try {
+      const fs::path other_dir = versions / other;
+      const auto other_config =
+          ModelConfig::from_json(json::parse(read_text(other_dir / "model.json")), name);
+      for (const auto& [file, sha] : files_of(other_config)) {
+        if (is_plain_file_name(file)) kept_files.emplace(sha, other_dir / file);
+      }
+    } catch (const std::exception&) {
+      // a kept version being removed, or unreadable: copy instead
+    }
+  }
+  fs::create_directories(versions);
+  // Built in a folder of this writer's own and renamed into place whole, so readers and other writers see
+  // a kept version complete or not at all.
+  const fs::path staging = private_name(versions, "staging", version);
+  fs::create_directory(staging);
+  struct RemoveOnExit {
+    fs::path folder;
+    ~RemoveOnExit() {
+      std::error_code ignored;
+      fs::remove_all(folder, ignored);
+    }
+  } cleanup{staging};
+  for (const auto& [file, sha] : files_of(config)) {
+    if (!is_plain_file_name(file)) return;
+    // A version is kept only when the model folder holds the files its model.json pins: a file changed
+    // behind model.json's back is not kept, and loading this version from the model folder reports it.
+    const fs::path source = dir / file;
+    const fs::path target = staging / file;
+    try {
+      if (!fs::is_regular_file(source) || sha256_hex_of_file(source) != sha) return;
+      fs::create_directories(target.parent_path());
+      bool placed = false;
+      if (const auto same = kept_files.find(sha); same != kept_files.end()) {
+        fs::create_hard_link(same->second, target, error);
+        placed = !error;
+      }
+      if (!placed) {
+        fs::copy_file(source, target, error);
+        if (error) return;
+      }
+      // The copy is what a worker will load: verified again, as the source may change while it is copied.
+      if (sha256_hex_of_file(target) != sha) return;
+    } catch (const ModelError&) {
+      return;
+    }
+    fs::permissions(target, fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read, error);
+  }
+  {
+    std::ofstream out(staging / "model.json", std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out) return;
+  }
+  fs::rename(staging, kept, error);  // fails only when another writer kept this version first: fine
+}
+
+std::vector<std::string> ModelStore::kept_versions(const std::string& name) const {
+  const fs::path versions = dir_of(name) / kVersionsFolder;
+  std::vector<std::pair<fs::file_time_type, std::string>> found;
+  std::error_code error;
+  for (const auto& entry : fs::directory_iterator(versions, error)) {
+    const std::string version = entry.path().filename().string();
+    if (!is_valid_model_version(version)) continue;
+    std::error_code missing;
+    const auto saved = fs::last_write_time(entry.path() / "model.json", missing);
+    if (!missing) found.emplace_back(saved, version);
+  }
+  std::sort(found.begin(), found.end(), std::greater<>());
+  std::vector<std::string> newest_first;
+  for (const auto& [saved, version] : found) newest_first.push_back(version);
+  return newest_first;
+}
+
+void ModelStore::prune_versions(const std::string& name, const std::string& current) const {
+  const fs::path versions = dir_of(name) / kVersionsFolder;
+  std::size_t kept = 0;
+  for (const std::string& version : kept_versions(name)) {
+    if (version == current || kept < kept_versions_) {
+      ++kept;
+      continue;
+    }
+    remove_folder(versions / version, versions, version);
+  }
+  // What a writer that died mid-way left behind.
+  std::error_code error;
+  const auto old = fs::file_time_type::clock::now() - kLeftoverAge;
+  for (const auto& entry : fs::directory_iterator(versions, error)) {
+    const std::string file = entry.path().filename().string();
+    std::error_code gone;
+    if (file.front() == '.' && fs::last_write_time(entry.path(), gone) < old && !gone) {
+      fs::remove_all(entry.path(), gone);
+    }
+  }
 }
 
 }  // namespace imgpipe

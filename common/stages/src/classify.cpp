@@ -6,8 +6,8 @@
 
 namespace imgpipe {
 
-ClassifyStage::ClassifyStage(ModelStore store, ModelLoadObserver on_load)
-    : classifiers_(std::move(store), LinearClassifier::load, std::move(on_load)) {}
+ClassifyStage::ClassifyStage(ModelStore store, ModelLoadObserver on_load, std::size_t loaded_versions)
+    : classifiers_(std::move(store), LinearClassifier::load, std::move(on_load), loaded_versions) {}
 
 StageOutput ClassifyStage::process(const Batch& in) {
   const FeatureBatch& batch = batch_taken_by<FeatureBatch>(*this, in);

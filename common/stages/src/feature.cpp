@@ -4,10 +4,11 @@
 
 namespace imgpipe {
 
-FeatureStage::FeatureStage(ModelStore store, ComputeOptions options, ModelLoadObserver on_load)
+FeatureStage::FeatureStage(ModelStore store, ComputeOptions options, ModelLoadObserver on_load,
+                           std::size_t loaded_versions)
     : backbones_(
           std::move(store), [options](const ModelConfig& config) { return Backbone::load(config, options); },
-          std::move(on_load)) {}
+          std::move(on_load), loaded_versions) {}
 
 StageOutput FeatureStage::process(const Batch& in) {
   const PixelBatch& batch = batch_taken_by<PixelBatch>(*this, in);

@@ -14,8 +14,8 @@ constexpr std::size_t kFetchWindow = 4;
 }  // namespace
 
 PreprocessStage::PreprocessStage(ModelStore store, DecodeLimits limits, ModelLoadObserver on_load,
-                                 std::shared_ptr<const S3Client> objects)
-    : configs_(std::move(store), keep_config, std::move(on_load)),
+                                 std::shared_ptr<const S3Client> objects, std::size_t loaded_versions)
+    : configs_(std::move(store), keep_config, std::move(on_load), loaded_versions),
       limits_(limits),
       objects_(std::move(objects)) {}
 

@@ -12,10 +12,13 @@ namespace {
 std::shared_ptr<Stage> construct(std::string_view name, const StageSettings& settings) {
   if (name == "preprocess")
     return std::make_shared<PreprocessStage>(settings.store, settings.limits, settings.on_load,
-                                             settings.objects);
-  if (name == "feature")
-    return std::make_shared<FeatureStage>(settings.store, settings.compute, settings.on_load);
-  if (name == "classify") return std::make_shared<ClassifyStage>(settings.store, settings.on_load);
+                                             settings.objects, settings.loaded_versions);
+  if (name == "feature") {
+    return std::make_shared<FeatureStage>(settings.store, settings.compute, settings.on_load,
+                                          settings.loaded_versions);
+  }
+  if (name == "classify")
+    return std::make_shared<ClassifyStage>(settings.store, settings.on_load, settings.loaded_versions);
   throw std::logic_error("no stage class implements stage " + std::string(name) + " of the stage graph");
 }
 

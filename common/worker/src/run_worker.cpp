@@ -95,6 +95,7 @@ int run_stage_worker(const WorkerConfig& config, const std::atomic<bool>& stop,
              (config.s3.uses_path_style() ? "path-style" : "virtual-hosted") + ", " +
              (config.s3.credentials.anonymous() ? "unsigned requests" : "signed requests") + ")");
   }
+  settings.loaded_versions = static_cast<std::size_t>(config.model_versions);
   settings.limits.max_pixels = config.max_pixels;
   settings.limits.max_file_bytes = static_cast<std::size_t>(config.max_file_bytes);
   // The intra-op thread count is process-wide: set it where a stage runs the network.

@@ -1,7 +1,11 @@
 // The model store: one folder per model, <root>/<name>/model.json beside the files it names.
 // model.json pins each file by sha256 and ties the classifier to the backbone it was trained on.
+// <root>/<name>/versions/<version>/ keeps the last versions saved (model.json and verified copies of its
+// files, identical files hard-linked between versions), so a batch stamped with a version that has since
+// been replaced on disk can still be run on that version by a worker that has not loaded it yet.
 #pragma once
 
+#include <cstddef>
 #include <filesystem>
 #include <optional>
 #include <stdexcept>
@@ -98,24 +102,48 @@ struct ModelConfig {
   static ModelConfig from_json(const nlohmann::json& json, const std::string& name);  // throws ModelError
 };
 
+// Versions of one model the store keeps in <root>/<name>/versions/, the current one included.
+inline constexpr std::size_t kDefaultKeptVersions = 5;
+
 class ModelStore {
  public:
-  explicit ModelStore(std::filesystem::path root);
+  explicit ModelStore(std::filesystem::path root, std::size_t kept_versions = kDefaultKeptVersions);
 
   const std::filesystem::path& root() const { return root_; }
   // Reads and validates <root>/<name>/model.json and checks every file against its sha256.
   ModelConfig load(const std::string& name) const;
+  // Exactly `version` of the model, checked like load(): from versions/<version>/ when the store kept it,
+  // else from the model folder when its model.json is that version. Throws ModelError when it is neither
+  // (replaced and no longer kept), naming the current version.
+  ModelConfig load_version(const std::string& name, const std::string& version) const;
   // Cheap check of whether model.json changed since `version` (no file hashing).
   std::string current_version(const std::string& name) const;
   std::vector<std::string> names() const;
   // Writes <root>/<config.name>/model.json (files must already be in place); returns the new version.
+  // Before model.json changes, the version it replaces (if its files still verify) and the new version (if
+  // its files verify) are copied into versions/, and versions beyond the newest `kept_versions` are removed
+  // from there. Safe with several writers and any number of readers: every folder appears by a rename.
   std::string save(ModelConfig& config) const;
+  // Keeps the version model.json names now in versions/, if its files verify. Call it before overwriting a
+  // model's files in place (imgpipe train does), so batches of that version can still run after.
+  void keep_current(const std::string& name) const;
+  // The versions kept in <root>/<name>/versions/, the most recently saved first.
+  std::vector<std::string> kept_versions(const std::string& name) const;
+  std::size_t versions_kept() const { return kept_versions_; }
   std::filesystem::path dir_of(const std::string& name) const;  // validates the name; confined to root
 
  private:
   [[noreturn]] void throw_not_found(const std::string& name, const std::filesystem::path& config_file) const;
+  ModelConfig load_text(const std::string& name, const std::filesystem::path& dir,
+                        const std::string& text) const;
+  void keep_version(const std::string& name, const std::string& text) const;
+  void prune_versions(const std::string& name, const std::string& current) const;
   std::filesystem::path root_;
+  std::size_t kept_versions_;
 };
+
+// A version is the first 12 hex digits of sha256(model.json); anything else (from a message) is refused.
+bool is_valid_model_version(const std::string& version);
 
 // Names are confined to [A-Za-z0-9._-], not starting with '.', so a name can never leave the store.
 bool is_valid_model_name(const std::string& name);

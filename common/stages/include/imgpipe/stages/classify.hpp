@@ -9,7 +9,8 @@ namespace imgpipe {
 
 class ClassifyStage final : public Stage {
  public:
-  explicit ClassifyStage(ModelStore store, ModelLoadObserver on_load = {});
+  explicit ClassifyStage(ModelStore store, ModelLoadObserver on_load = {},
+                         std::size_t loaded_versions = kDefaultLoadedVersions);
   const char* name() const override { return "classify"; }
   BatchKind input_kind() const override { return BatchKind::features; }
   BatchKind output_kind() const override { return BatchKind::results; }

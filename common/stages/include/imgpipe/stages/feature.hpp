@@ -9,7 +9,8 @@ namespace imgpipe {
 
 class FeatureStage final : public Stage {
  public:
-  FeatureStage(ModelStore store, ComputeOptions options, ModelLoadObserver on_load = {});
+  FeatureStage(ModelStore store, ComputeOptions options, ModelLoadObserver on_load = {},
+               std::size_t loaded_versions = kDefaultLoadedVersions);
   const char* name() const override { return "feature"; }
   BatchKind input_kind() const override { return BatchKind::pixels; }
   BatchKind output_kind() const override { return BatchKind::features; }

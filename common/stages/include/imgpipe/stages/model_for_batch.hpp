@@ -9,9 +9,11 @@
 
 namespace imgpipe {
 
-// The model a batch asks for, loaded and checked against the version the batch was started with. On failure
-// every item of the batch gets the reason in `output` and nullopt comes back, so a stage never mixes versions
-// and never throws for a model problem. Items are anything with an image_id.
+// The model a batch asks for: the version the batch was stamped with by the stage before (loaded, or loaded
+// now from the store, even if model.json names a newer one since), or the current one for a batch no stage
+// stamped yet. When that version is neither loaded nor in the store, every item of the batch gets the reason
+// in `output` and nullopt comes back, so a stage never mixes versions and never throws for a model problem.
+// Items are anything with an image_id.
 template <typename Loaded, typename Items>
 std::optional<typename ModelCache<Loaded>::Entry> model_for_batch(ModelCache<Loaded>& cache,
                                                                   const JobRef& job, const Items& items,
@@ -22,15 +24,11 @@ std::optional<typename ModelCache<Loaded>::Entry> model_for_batch(ModelCache<Loa
   };
   typename ModelCache<Loaded>::Entry model;
   try {
-    model = cache.get(job.model);
+    model = job.model_version.empty() ? cache.get(job.model) : cache.get(job.model, job.model_version);
   } catch (const ModelError& error) {
     return fail_all(error.what());
   }
   output.model_version = model.config->version;
-  if (!job.model_version.empty() && job.model_version != model.config->version) {
-    return fail_all("model " + job.model + " changed on disk between stages (batch has version " +
-                    job.model_version + ", this worker has " + model.config->version + ")");
-  }
   return model;
 }
 

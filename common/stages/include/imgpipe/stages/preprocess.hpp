@@ -16,9 +16,11 @@ namespace imgpipe {
 
 class PreprocessStage final : public Stage {
  public:
-  // `objects` fetches referenced images; without one they fail with the reason.
+  // `objects` fetches referenced images; without one they fail with the reason. `loaded_versions`: the
+  // versions of each model kept loaded (ModelCache).
   PreprocessStage(ModelStore store, DecodeLimits limits = {}, ModelLoadObserver on_load = {},
-                  std::shared_ptr<const S3Client> objects = {});
+                  std::shared_ptr<const S3Client> objects = {},
+                  std::size_t loaded_versions = kDefaultLoadedVersions);
   const char* name() const override { return "preprocess"; }
   BatchKind input_kind() const override { return BatchKind::images; }
   BatchKind output_kind() const override { return BatchKind::pixels; }

@@ -22,6 +22,7 @@ struct StageSettings {
   DecodeLimits limits{};
   ModelLoadObserver on_load{};
   std::shared_ptr<const S3Client> objects{};
+  std::size_t loaded_versions = kDefaultLoadedVersions;  // of each model, per stage (ModelCache)
 };
 
 // The stage object for one stage of the graph. Throws std::logic_error if the object does not have the name

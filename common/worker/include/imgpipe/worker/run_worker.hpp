@@ -23,6 +23,9 @@ struct WorkerConfig {
   std::string engine;     // "libtorch" or "openvino"; empty = the model's own
   std::string precision;  // "f32" or "bf16"; empty = the model's own
   int prefetch = 4;
+  // Versions of each model a stage keeps loaded: batches stamped before a model was replaced finish on their
+  // version while new batches use the new one (ModelCache).
+  int model_versions = 3;
   int threads = 0;
   int heartbeat_seconds = 30;
   int delivery_limit = 5;

@@ -43,6 +43,12 @@ inline void add_worker_flags(CLI::App& app, WorkerConfig& config, SecretUrlFlags
       ->envname("IMGPIPE_PREFETCH")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
+  app.add_option("--model-versions", config.model_versions,
+                 "Versions of each model kept loaded, so batches stamped before a model was replaced "
+                 "finish on their version")
+      ->envname("IMGPIPE_MODEL_VERSIONS")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
   app.add_option("--threads", config.threads, "Compute threads (0 = one per core)")
       ->envname("IMGPIPE_THREADS")
       ->check(CLI::Range(0, 256))
