@@ -103,4 +103,24 @@ std::map<std::string, nlohmann::json> lines_by_image(const std::string& jsonl) {
   return lines;
 }
 
+void check_every_image_answered(const InputFolder& inputs,
+                                const std::map<std::string, nlohmann::json>& lines) {
+  CHECK(lines.size() == inputs.total());
+  for (const auto& [path, reason] : inputs.expected_error) {
+    INFO(path);
+    REQUIRE(lines.count(path) == 1);
+    CHECK_THAT(lines.at(path)["error"].get<std::string>(), Catch::Contains(reason));
+  }
+  for (const auto& [path, label] : inputs.true_class) {
+    INFO(path);
+    REQUIRE(lines.count(path) == 1);
+    CHECK(lines.at(path)["label"].is_string());
+  }
+  for (const auto& path : inputs.photos) {
+    INFO(path);
+    REQUIRE(lines.count(path) == 1);
+    CHECK(lines.at(path)["label"].is_string());
+  }
+}
+
 }  // namespace imgpipe::test

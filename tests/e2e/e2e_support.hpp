@@ -45,4 +45,8 @@ class Cluster {
 // Parses JSON Lines output into path -> line.
 std::map<std::string, nlohmann::json> lines_by_image(const std::string& jsonl);
 
+// Exactly one line per input of `inputs`: the broken files' with their errors, every other image labelled.
+void check_every_image_answered(const InputFolder& inputs,
+                                const std::map<std::string, nlohmann::json>& lines);
+
 }  // namespace imgpipe::test

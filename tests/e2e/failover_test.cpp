@@ -31,9 +31,10 @@ bool eventually(std::chrono::seconds limit, Condition condition) {
 }
 }  // namespace
 
-TEST_CASE("a pipeline given a broker list skips the node that is down, and a restart of its node mid-job "
-          "costs no image",
-          "[e2e][broker][failover]") {
+TEST_CASE(
+    "a pipeline given a broker list skips the node that is down, and a restart of its node mid-job "
+    "costs no image",
+    "[e2e][broker][failover]") {
   SpareBroker node;
   // Nothing listens on port 1: the first node of the list is down, as a stopped cluster node would be.
   const std::string brokers = "amqp://guest:guest@127.0.0.1:1," + node.node() + "/";
@@ -48,7 +49,8 @@ TEST_CASE("a pipeline given a broker list skips the node that is down, and a res
   }));
   // Every connection says which node it is on.
   const std::string connections = node.ctl("connections");
-  for (const auto& role : roles) CHECK_THAT(connections, Catch::Contains("imgpipe-" + role + "@" + node.node()));
+  for (const auto& role : roles)
+    CHECK_THAT(connections, Catch::Contains("imgpipe-" + role + "@" + node.node()));
 
   TempDir out;
   const auto results = out.path() / "results.jsonl";
@@ -65,18 +67,7 @@ TEST_CASE("a pipeline given a broker list skips the node that is down, and a res
   const int status = submit.wait(600);
   INFO("submit log:\n" << read_text_file(publisher_log));
   CHECK(status == 3);  // the broken files' lines; every other image classified
-  const auto lines = lines_by_image(read_text_file(results));
-  CHECK(lines.size() == inputs.total());
-  for (const auto& [path, reason] : inputs.expected_error) {
-    INFO(path);
-    REQUIRE(lines.count(path) == 1);
-    CHECK_THAT(lines.at(path)["error"].get<std::string>(), Catch::Contains(reason));
-  }
-  for (const auto& [path, label] : inputs.true_class) {
-    INFO(path);
-    REQUIRE(lines.count(path) == 1);
-    CHECK(lines.at(path)["error"].is_null());
-  }
+  check_every_image_answered(inputs, lines_by_image(read_text_file(results)));
   CHECK(log_has(publisher_log, "lost " + node.node()));
   for (const auto& role : roles) {
     INFO(role << " log:\n" << read_text_file(cluster.log_of(role)));
