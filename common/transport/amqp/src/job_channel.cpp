@@ -72,12 +72,15 @@ struct JobChannel::Impl {
   void connect(const BrokerAddress& address) {
     auto fresh = std::make_unique<amqp::Connection>(address, options);
     topology::declare_pipeline(*fresh, options);
-    // From the stream's start, so a cancel issued while we were away (or before we started) is seen too.
-    // First: should the broker refuse the stream, the channel it closes holds no other consumer yet.
-    cancellations_tag = topology::follow_cancellations(*fresh, cancellation_prefetch, log);
+    // Declared before any consumer: a refused declare closes the channel (declare_result_queue).
     if (!result_queue_deleted) {
       topology::declare_result_queue(*fresh, result_queue, options.result_queue_ttl);
       topology::bind_job_dead_letters(*fresh, result_queue, job_id);
+    }
+    // From the stream's start, so a cancel issued while we were away (or before we started) is seen too.
+    // The first consumer: should the broker refuse the stream, the channel it closes holds no other one.
+    cancellations_tag = topology::follow_cancellations(*fresh, cancellation_prefetch, log);
+    if (!result_queue_deleted) {
       fresh->set_prefetch(result_prefetch);
       consumer_tag = fresh->consume(result_queue);
     }

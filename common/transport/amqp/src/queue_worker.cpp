@@ -77,7 +77,7 @@ class WorkerSession {
       // delivery of that job reaches it.
       cancellations_tag_ = topology::follow_cancellations(connection_, cancellation_prefetch, log_);
       if (!cancellations_tag_.empty()) catch_up_on_cancellations();
-    } else if (options.queue == queues::dead) {  // a dead-letter reader: the queue is a classic one
+    } else if (options.queue == queues::dead) {  // a dead-letter reader: not a stage queue
       topology::declare_dead_letters(connection_);
     } else {
       topology::declare_dead_letters(connection_);

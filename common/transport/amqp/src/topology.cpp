@@ -3,6 +3,26 @@
 #include "imgpipe/pipeline/stage_graph.hpp"
 
 namespace imgpipe::topology {
+namespace {
+
+// A quorum queue, replicated, so that losing one node of a cluster loses neither the queue nor its messages
+// (a classic queue lives on one node: while that node is down, declaring it again is refused with "home node
+// ... is down", which stopped every worker that reconnected, and every publisher whose node died). A queue of
+// the same name declared classic by an earlier release is refused as a quorum one (406): it is taken as it is.
+// Call with no consumer on the channel: the refusal closes it.
+void declare_replicated_queue(amqp::Connection& connection, const std::string& name,
+                              const amqp::Arguments& arguments) {
+  amqp::Arguments quorum = arguments;
+  quorum.emplace_back("x-queue-type", std::string("quorum"));
+  try {
+    connection.declare_queue(name, quorum);
+  } catch (const BrokerRefused&) {
+    connection.reopen_channel();
+    connection.declare_queue(name, arguments);
+  }
+}
+
+}  // namespace
 
 void declare_stage_queue(amqp::Connection& connection, const std::string& name, const QueueSetup& setup) {
   // Quorum queues count redeliveries; without x-delivery-limit (3.10 has no default) a poison message
@@ -25,7 +45,7 @@ void declare_dead_letters(amqp::Connection& connection) {
   // exchange with another type is refused (406). The per-job copies go through a second exchange instead.
   connection.declare_exchange(queues::dead_letter_exchange, "direct");
   connection.declare_exchange(queues::dead_letters_by_job, "headers");
-  connection.declare_queue(queues::dead, {});
+  declare_replicated_queue(connection, queues::dead, {});
 }
 
 void declare_cancellations(amqp::Connection& connection) {
@@ -61,7 +81,7 @@ void declare_pipeline(amqp::Connection& connection, const QueueSetup& setup) {
 
 void declare_result_queue(amqp::Connection& connection, const std::string& name,
                           std::chrono::milliseconds ttl) {
-  connection.declare_queue(name, {{"x-expires", std::int64_t{ttl.count()}}});
+  declare_replicated_queue(connection, name, {{"x-expires", std::int64_t{ttl.count()}}});
 }
 
 void bind_job_dead_letters(amqp::Connection& connection, const std::string& result_queue,

@@ -9,7 +9,8 @@
 
 namespace imgpipe::topology {
 
-// Exchanges imgpipe.dlx (direct) and imgpipe.dead.jobs (headers), and queue imgpipe.dead.
+// Exchanges imgpipe.dlx (direct) and imgpipe.dead.jobs (headers), and queue imgpipe.dead (quorum; a classic
+// one declared by an earlier release is kept). Call before any consumer is on the channel.
 void declare_dead_letters(amqp::Connection& connection);
 
 // The stream of cancel records (queues::cancelled): durable, with a small bounded retention (its newest
@@ -32,7 +33,8 @@ void declare_pipeline(amqp::Connection& connection, const QueueSetup& setup);
 // a copy reaches the job's result queue. Needs declare_dead_letters first.
 void declare_stage_queue(amqp::Connection& connection, const std::string& name, const QueueSetup& setup);
 
-// A job's result queue: durable classic, deleted by the broker after `ttl` without consumers.
+// A job's result queue: a quorum queue (a classic one of a job submitted by an earlier release is kept),
+// deleted by the broker after `ttl` without consumers. Call before any consumer is on the channel.
 void declare_result_queue(amqp::Connection& connection, const std::string& name,
                           std::chrono::milliseconds ttl);
 

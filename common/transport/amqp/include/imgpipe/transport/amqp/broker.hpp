@@ -4,10 +4,11 @@
 // Topology (declared idempotently by every worker and the publisher; queue names in messages/protocol.hpp
 // and the stage graph, pipeline/stage_graph.hpp):
 //   one quorum stage queue per stage (imgpipe.images, imgpipe.pixels, imgpipe.features), durable,
-//     x-delivery-limit, dead-lettering to exchange imgpipe.dlx -> queue imgpipe.dead
+//     x-delivery-limit, dead-lettering to exchange imgpipe.dlx -> queue imgpipe.dead (quorum)
 //   exchange imgpipe.dead.jobs (headers), bound to imgpipe.dlx: a copy of each dead letter goes to the
 //     result queue of the job named by its x-imgpipe-job header, so the publisher can answer its images
-//   queue imgpipe.results.<job> per job: durable, x-expires, so results outlive a publisher crash for a while
+//   queue imgpipe.results.<job> per job: quorum, x-expires, so results outlive a publisher crash for a while
+//     and the loss of a cluster node (a classic queue of an earlier release is kept as it is)
 //   stream imgpipe.cancelled: `imgpipe cancel` records; workers and publishers read it from its start on
 //     every connect (bounded retention), so a cancel reaches every replica, including later ones
 // All messages are persistent and published with confirms, on the default exchange except dead letters.
