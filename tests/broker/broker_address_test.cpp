@@ -1,6 +1,7 @@
 // BrokerAddress: what the workers accept in --broker and how they print it in logs.
 #include <catch2/catch.hpp>
 
+#include "imgpipe/ops/credentials.hpp"
 #include "imgpipe/transport/amqp/broker.hpp"
 
 #include <stdexcept>
@@ -93,4 +94,83 @@ TEST_CASE("error messages and redacted URLs never show the password", "[broker][
 
 TEST_CASE("each job has its own result queue name", "[broker][url]") {
   CHECK(imgpipe::queues::results_for("job-42") == "imgpipe.results.job-42");
+}
+
+using imgpipe::BrokerList;
+
+TEST_CASE("one URL with a host list gives one node per host, sharing credentials, vhost and TLS",
+          "[broker][url][failover]") {
+  const auto list = BrokerList::parse("amqps://worker:s3cret@rabbit-0:5673,rabbit-1,[::1]:5674/prod?cacertfile=/ca.pem");
+  REQUIRE(list.size() == 3);
+  CHECK(list.nodes[0].host == "rabbit-0");
+  CHECK(list.nodes[0].port == 5673);
+  CHECK(list.nodes[1].host == "rabbit-1");
+  CHECK(list.nodes[1].port == 5671);  // the scheme's port where the host names none
+  CHECK(list.nodes[2].host == "::1");
+  CHECK(list.nodes[2].port == 5674);
+  for (const auto& node : list.nodes) {
+    CHECK(node.user == "worker");
+    CHECK(node.password == "s3cret");
+    CHECK(node.vhost == "prod");
+    CHECK(node.tls);
+    CHECK(node.ca_file == "/ca.pem");
+  }
+  CHECK(list.node_names() == "rabbit-0:5673, rabbit-1:5671, [::1]:5674");
+}
+
+TEST_CASE("a comma-separated list of full URLs gives one node per URL, each with its own parts",
+          "[broker][url][failover]") {
+  const auto list = BrokerList::parse("amqp://a:pw@h1:5672/v1,amqps://b@h2/v2,amqp://h3,h4:5680");
+  REQUIRE(list.size() == 4);
+  CHECK(list.nodes[0].node() == "h1:5672");
+  CHECK(list.nodes[0].vhost == "v1");
+  CHECK(list.nodes[0].password == "pw");
+  CHECK(list.nodes[1].node() == "h2:5671");
+  CHECK(list.nodes[1].user == "b");
+  CHECK(list.nodes[1].tls);
+  CHECK(list.nodes[2].node() == "h3:5672");
+  CHECK(list.nodes[2].user == "guest");
+  CHECK(list.nodes[3].node() == "h4:5680");
+  CHECK(BrokerList::parse("amqp://guest:guest@127.0.0.1:35672/").size() == 1);
+}
+
+TEST_CASE("a comma in a password does not split the list, and redacted lists hide every password",
+          "[broker][url][failover]") {
+  const auto list = BrokerList::parse("amqp://u:pa,ss@h1,h2/v");
+  REQUIRE(list.size() == 2);
+  CHECK(list.nodes[0].password == "pa,ss");
+  CHECK(list.nodes[1].host == "h2");
+  CHECK(list.redacted() == "amqp://u:***@h1:5672/v,amqp://u:***@h2:5672/v");
+  CHECK(list.redacted().find("pa,ss") == std::string::npos);
+}
+
+TEST_CASE("malformed broker lists are rejected with the reason and without the password",
+          "[broker][url][failover]") {
+  const auto reason = [](const std::string& text) {
+    try {
+      BrokerList::parse(text);
+    } catch (const std::invalid_argument& error) {
+      return std::string(error.what());
+    }
+    return std::string("accepted");
+  };
+  using Catch::Matchers::Contains;
+  CHECK_THAT(reason("amqp://u:hunter2@h1,,h2/"), Contains("empty host"));
+  CHECK_THAT(reason("amqp://u:hunter2@h1,/"), Contains("empty host"));
+  CHECK_THAT(reason("amqp://u:hunter2@h1,h2:0/"), Contains("port"));
+  CHECK_THAT(reason("amqp://u:hunter2@h1/v,h2"), Contains("list brokers before the vhost"));
+  CHECK_THAT(reason("amqp://h1/,,amqp://h2/"), Contains("vhost"));
+  CHECK_THAT(reason(""), Contains("empty entry"));
+  CHECK_THAT(reason("amqp://h1/,http://h2/"), Contains("scheme"));
+  for (const auto& text : {"amqp://u:hunter2@h1,,h2/", "amqp://u:hunter2@h1/v,h2", "amqp://u:hunter2@h1,h2:0/"})
+    CHECK(reason(text).find("hunter2") == std::string::npos);
+  // One broker where one is expected: a list there is refused, not read as a host named "h1,h2".
+  CHECK_THROWS_WITH(BrokerAddress::parse("amqp://h1,h2/"), Contains("host list"));
+}
+
+TEST_CASE("a broker list is one on the command line too: a password in any of its URLs is refused",
+          "[broker][url][failover]") {
+  CHECK(imgpipe::url_has_password("amqp://u@h1/v,amqp://u:pw@h2/v"));
+  CHECK(imgpipe::url_has_password("amqp://u:pw@h1,h2/v"));
+  CHECK_FALSE(imgpipe::url_has_password("amqp://u@h1,h2/v,amqp://u@h3/v"));
 }

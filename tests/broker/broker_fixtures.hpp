@@ -78,7 +78,9 @@ class LogCapture {
 class WorkerThread {
  public:
   WorkerThread(WorkerOptions options, DeliveryHandler handler, LogFn log)
-      : worker_(test_address(), std::move(options), std::move(handler), std::move(log)), thread_([this] {
+      : WorkerThread(test_address(), std::move(options), std::move(handler), std::move(log)) {}
+  WorkerThread(BrokerList brokers, WorkerOptions options, DeliveryHandler handler, LogFn log)
+      : worker_(std::move(brokers), std::move(options), std::move(handler), std::move(log)), thread_([this] {
           try {
             worker_.run(stop_);
           } catch (...) {

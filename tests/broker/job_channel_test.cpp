@@ -151,13 +151,13 @@ void publish_through_alarm(std::size_t bytes, int count, int confirm_window) {
   auto options = test_options();
   options.give_up_after = 2s;
   const std::string job = unique_name("job");
-  options.client_name = job;  // to find this connection in `scripts/broker connections`
+  options.client_name = job;  // to find this connection in `scripts/broker connections` (as JOB@host:port)
   LogCapture log;
   JobChannel channel(test_address(), options, job, log.fn());
   broker_ctl("alarm");
   // Catch's assertions are not for other threads: this one only runs the script and keeps its status.
   const std::string script = std::getenv("IMGPIPE_TEST_BROKER_CTL");
-  const std::string blocked_command = script + " connections | grep -qx '" + job + " blocked'";
+  const std::string blocked_command = script + " connections | grep -qx '" + job + "@[^ ]* blocked'";
   int clear_status = -1;
   std::thread clear([&] {
     while (std::system(blocked_command.c_str()) != 0) std::this_thread::sleep_for(200ms);

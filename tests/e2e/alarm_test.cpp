@@ -33,13 +33,13 @@ std::string broker_script(const std::string& verb) {
   return result.out;
 }
 
-// connection_name -> state, for every client connection of the broker.
+// client name -> state, for every client connection of the broker (its connection_name is NAME@host:port).
 std::multimap<std::string, std::string> connection_states() {
   std::multimap<std::string, std::string> states;
   std::istringstream lines(broker_script("connections"));
   std::string name;
   std::string state;
-  while (lines >> name >> state) states.emplace(name, state);
+  while (lines >> name >> state) states.emplace(name.substr(0, name.rfind('@')), state);
   return states;
 }
 

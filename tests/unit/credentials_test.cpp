@@ -113,3 +113,27 @@ TEST_CASE(
   CHECK_THROWS_WITH(resolve_secret_url(broker_url_option(), sources, kDefaultBroker),
                     Catch::Contains("cannot read the password file " + (dir.path() / "missing").string()));
 }
+
+TEST_CASE("a password file supplies the password of every broker of a list, and a list on the command line "
+          "with a password anywhere is refused",
+          "[unit][credentials][failover]") {
+  TempDir dir;
+  SecretUrlSources sources;
+  sources.command_line = "amqp://imgpipe@rabbit-0,rabbit-1:5673/prod,amqps://imgpipe@rabbit-2/prod";
+  sources.password_file = password_file(dir, "p,a@ss\n");
+  const auto list = BrokerList::parse(resolve_secret_url(broker_url_option(), sources, kDefaultBroker));
+  REQUIRE(list.size() == 3);
+  for (const auto& node : list.nodes) {
+    CHECK(node.user == "imgpipe");
+    CHECK(node.password == "p,a@ss");
+  }
+  CHECK(list.nodes[2].tls);
+  CHECK(list.redacted().find("p,a@ss") == std::string::npos);
+
+  sources.command_line = "amqp://imgpipe@rabbit-0/prod,amqp://rabbit-1/prod";  // the second names no user
+  CHECK_THROWS_AS(resolve_secret_url(broker_url_option(), sources, kDefaultBroker), CredentialError);
+
+  SecretUrlSources typed;
+  typed.command_line = "amqp://imgpipe@rabbit-0/prod,amqp://imgpipe:hunter2@rabbit-1/prod";
+  CHECK_THROWS_AS(resolve_secret_url(broker_url_option(), typed, kDefaultBroker), CredentialError);
+}

@@ -51,6 +51,7 @@ struct JobOptions {
   // submit: x-delivery-limit of the stage queues it declares; must match the workers' (RabbitMQ refuses a
   // queue re-declared with another limit).
   int delivery_limit = 5;
+  int quorum_group_size = 0;  // submit: x-quorum-initial-group-size of the stage queues; as the workers'
   int in_flight_images = 0;  // submit: the job's window in images; 0 adapts (in_flight_window.hpp)
   int in_flight_mb = 128;    // submit: the job's window in encoded MiB
   int drain_every_mb = 512;  // submit: MiB published between two moments with nothing in flight

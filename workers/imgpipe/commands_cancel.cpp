@@ -28,9 +28,9 @@ int cancel_command(const ToolOptions& tool, const CancelOptions& options) {
     log.error("'" + job_id + "' is not a job id (letters, digits, '-' and '_' only)");
     return exit_code::usage;
   }
-  BrokerAddress address;
+  BrokerList address;
   try {
-    address = BrokerAddress::parse(tool.broker);
+    address = BrokerList::parse(tool.broker);
   } catch (const std::invalid_argument& error) {
     log.error(std::string("bad broker URL: ") + error.what());
     return exit_code::usage;

@@ -50,9 +50,9 @@ JobSettings job_settings(const ToolOptions& tool, const std::string& model, int 
   return settings;
 }
 
-BrokerAddress parse_broker(const ToolOptions& tool) {
+BrokerList parse_broker(const ToolOptions& tool) {
   try {
-    return BrokerAddress::parse(tool.broker);
+    return BrokerList::parse(tool.broker);
   } catch (const std::invalid_argument& error) {
     throw UsageError(std::string("bad broker URL: ") + error.what());
   }
@@ -60,10 +60,11 @@ BrokerAddress parse_broker(const ToolOptions& tool) {
 
 // The stage queues' delivery limit is part of their declaration: it must be the workers' (see
 // JobOptions::delivery_limit).
-PublisherOptions publisher_connection(int delivery_limit) {
+PublisherOptions publisher_connection(const JobOptions& job) {
   PublisherOptions options;
   options.client_name = "imgpipe-publisher";
-  options.delivery_limit = delivery_limit;
+  options.delivery_limit = job.delivery_limit;
+  options.quorum_group_size = job.quorum_group_size;
   return options;
 }
 
@@ -77,7 +78,7 @@ void run_on_broker(const ToolOptions& tool, const std::vector<JobInput>& to_publ
   BrokerJobSettings broker_settings;
   broker_settings.job = settings;
   broker_settings.idle_timeout = std::chrono::seconds(options.idle_timeout_seconds);
-  broker_settings.connection = publisher_connection(options.delivery_limit);
+  broker_settings.connection = publisher_connection(options);
   broker_settings.job_id = job_id;
   broker_settings.window.fixed_images = static_cast<std::size_t>(options.in_flight_images);
   broker_settings.window.max_bytes = static_cast<std::size_t>(options.in_flight_mb) << 20;
@@ -148,7 +149,7 @@ void run_on_broker(const ToolOptions& tool, const std::vector<JobInput>& to_publ
 void execute_on_broker(const ToolOptions& tool, const std::vector<JobInput>& inputs,
                        const JobSettings& settings, const JobOptions& options, JobResults& results,
                        const Logger& log) {
-  const BrokerAddress address = parse_broker(tool);  // a usage error before the job gets a record
+  const BrokerList address = parse_broker(tool);  // a usage error before the job gets a record
   const std::string job_id = new_job_id();
   std::cerr << "job " << job_id << ": " << inputs.size() << " images\n";
   const auto dir = resolve_state_dir(options.state_dir);
@@ -334,12 +335,12 @@ PreparedJob prepare_resumed_job(const ToolOptions& tool, const JobOptions& job, 
     }
   }
 
-  const BrokerAddress address = parse_broker(tool);
+  const BrokerList address = parse_broker(tool);
   const std::string queue = queues::results_for(job_id);
   if (awaited > 0) {
     // Declaring the queue again would create it empty and wait for results nobody will send.
     try {
-      BrokerSession(address, publisher_connection(job.delivery_limit)).message_count(queue);
+      BrokerSession(address, publisher_connection(job)).message_count(queue);
     } catch (const BrokerRefused& error) {
       throw BrokerError("job " + job_id + " cannot be resumed: its result queue " + queue +
                         " is gone (result queues expire 24 h after their last consumer left, or it was "

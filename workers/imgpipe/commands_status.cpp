@@ -156,7 +156,8 @@ int status_command(const ToolOptions& tool, const StatusOptions& options) {
     ManagementAddress management;
     try {
       // The vhost always comes from the broker URL: the management URL names only where the API listens.
-      broker = BrokerAddress::parse(tool.broker);
+      // With several brokers (a cluster), the management API of the first one listed.
+      broker = BrokerList::parse(tool.broker).front();
       management = options.management.empty() ? ManagementAddress::for_broker(broker)
                                               : ManagementAddress::parse(options.management);
     } catch (const std::invalid_argument& error) {

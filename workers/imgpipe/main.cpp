@@ -21,7 +21,8 @@ void add_tool_flags(CLI::App& command, imgpipe::ToolOptions& tool,
   auto& flags = broker_flags.try_emplace(&command, imgpipe::broker_url_option()).first->second;
   imgpipe::add_secret_url_flags(
       command, flags,
-      std::string("Broker URL, amqp[s]://user@host:port/vhost (default ") + imgpipe::kDefaultBroker + ")");
+      std::string("Broker URL, amqp[s]://user@host:port/vhost, or several for a cluster: "
+                  "amqp[s]://user@host1:port,host2:port/vhost (default ") + imgpipe::kDefaultBroker + ")");
   command.add_option("--models", tool.models, "Model store folder")
       ->envname("IMGPIPE_MODELS")
       ->capture_default_str();
@@ -109,6 +110,13 @@ int main(int argc, char** argv) {
                    "x-delivery-limit of the stage queues; the same as the workers' --delivery-limit")
       ->envname("IMGPIPE_DELIVERY_LIMIT")
       ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  submit
+      ->add_option("--quorum-group-size", submit_job.quorum_group_size,
+                   "x-quorum-initial-group-size of the stage queues (0: the broker's default); the same as "
+                   "the workers' --quorum-group-size")
+      ->envname("IMGPIPE_QUORUM_GROUP_SIZE")
+      ->check(CLI::Range(0, 99))
       ->capture_default_str();
 
   submit

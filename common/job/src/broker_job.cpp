@@ -51,7 +51,7 @@ void take_message(const IncomingMessage& message, const std::string& job_id, con
 
 }  // namespace
 
-std::string run_broker_job(const BrokerAddress& address, const std::vector<JobInput>& inputs,
+std::string run_broker_job(const BrokerList& address, const std::vector<JobInput>& inputs,
                            const BrokerJobSettings& settings, JobResults& results, const LogFn& log) {
   const std::string job_id = settings.job_id.empty() ? new_job_id() : settings.job_id;
   JobChannel channel(address, settings.connection, job_id, log);

@@ -13,7 +13,7 @@ namespace {
 
 // The result queue's consumers (its publisher), nullopt once the queue is gone. A passive declare of a
 // missing queue closes the channel, hence a session of its own each time.
-std::optional<std::uint32_t> result_queue_consumers(const BrokerAddress& address,
+std::optional<std::uint32_t> result_queue_consumers(const BrokerList& address,
                                                     const BrokerOptions& options, const std::string& job_id) {
   try {
     return BrokerSession(address, options).consumer_count(queues::results_for(job_id));
@@ -24,7 +24,7 @@ std::optional<std::uint32_t> result_queue_consumers(const BrokerAddress& address
 
 }  // namespace
 
-bool result_queue_exists(const BrokerAddress& address, const BrokerOptions& options,
+bool result_queue_exists(const BrokerList& address, const BrokerOptions& options,
                          const std::string& job_id) {
   // A passive declare of a missing queue closes the session's channel: the session is used for nothing else.
   try {
@@ -35,7 +35,7 @@ bool result_queue_exists(const BrokerAddress& address, const BrokerOptions& opti
   }
 }
 
-void cancel_broker_job(const BrokerAddress& address, const BrokerOptions& options, const std::string& job_id,
+void cancel_broker_job(const BrokerList& address, const BrokerOptions& options, const std::string& job_id,
                        const std::string& by, std::chrono::seconds publisher_grace) {
   BrokerSession session(address, options);
   session.declare_cancellations();  // a broker no worker has used yet would drop the record unrouted

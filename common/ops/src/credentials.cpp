@@ -19,9 +19,15 @@ std::string where_passwords_go(const SecretUrlOption& option) {
 }  // namespace
 
 bool url_has_password(std::string_view url) {
-  const auto userinfo = find_userinfo(url);
-  return userinfo &&
-         url.substr(userinfo->begin, userinfo->end - userinfo->begin).find(':') != std::string_view::npos;
+  // A list of URLs (several brokers) has a password if any of them has one.
+  for (const std::string_view one : split_url_list(url)) {
+    const auto userinfo = find_userinfo(one);
+    if (userinfo &&
+        one.substr(userinfo->begin, userinfo->end - userinfo->begin).find(':') != std::string_view::npos) {
+      return true;
+    }
+  }
+  return false;
 }
 
 std::string read_password_file(const std::filesystem::path& file) {
@@ -61,13 +67,22 @@ std::string resolve_secret_url(const SecretUrlOption& option, const SecretUrlSou
     throw CredentialError("the URL from " + from + " already has a password and " + option.password_flag +
                           " (or " + option.password_env + ") gives another: give only one of them");
   }
-  const auto userinfo = find_userinfo(url);
-  if (!userinfo) {
-    throw CredentialError("a password file (" + option.password_flag + " or " + option.password_env +
-                          ") needs a user name in the URL from " + from + ", as in scheme://USER@host:port/");
+  // Every URL of a list gets the password (the nodes of one cluster share their users).
+  const std::string password = ":" + percent_encode(read_password_file(*sources.password_file));
+  std::string out;
+  for (const std::string_view one : split_url_list(url)) {
+    const auto userinfo = find_userinfo(one);
+    if (!userinfo) {
+      throw CredentialError("a password file (" + option.password_flag + " or " + option.password_env +
+                            ") needs a user name in " + (out.empty() ? "the URL" : "every URL of the list") +
+                            " from " + from + ", as in scheme://USER@host:port/");
+    }
+    if (!out.empty()) out += ',';
+    out += one.substr(0, userinfo->end);
+    out += password;
+    out += one.substr(userinfo->end);
   }
-  url.insert(userinfo->end, ":" + percent_encode(read_password_file(*sources.password_file)));
-  return url;
+  return out;
 }
 
 }  // namespace imgpipe

@@ -1,5 +1,6 @@
 #include "imgpipe/ops/url.hpp"
 
+#include <cctype>
 #include <charconv>
 
 namespace imgpipe {
@@ -71,6 +72,28 @@ std::optional<UserinfoSpan> find_userinfo(std::string_view url) {
   const auto at = authority.rfind('@');
   if (at == std::string_view::npos) return std::nullopt;
   return UserinfoSpan{begin, begin + at};
+}
+
+std::vector<std::string_view> split_url_list(std::string_view text) {
+  // A scheme is a letter, then letters, digits, '+', '-' or '.' (RFC 3986 section 3.1).
+  const auto scheme_follows = [&](std::size_t at) {
+    std::size_t i = at;
+    if (i >= text.size() || !std::isalpha(static_cast<unsigned char>(text[i]))) return false;
+    while (i < text.size() && (std::isalnum(static_cast<unsigned char>(text[i])) || text[i] == '+' ||
+                               text[i] == '-' || text[i] == '.')) {
+      ++i;
+    }
+    return text.substr(i).starts_with("://");
+  };
+  std::vector<std::string_view> urls;
+  std::size_t begin = 0;
+  for (std::size_t comma = text.find(','); comma != std::string_view::npos; comma = text.find(',', comma + 1)) {
+    if (!scheme_follows(comma + 1)) continue;
+    urls.push_back(text.substr(begin, comma - begin));
+    begin = comma + 1;
+  }
+  urls.push_back(text.substr(begin));
+  return urls;
 }
 
 UrlParts split_url(std::string_view url) {

@@ -53,9 +53,9 @@ int run_stage_worker(const WorkerConfig& config, const std::atomic<bool>& stop,
     log.error("unknown worker role " + config.role);
     return 2;
   }
-  BrokerAddress address;
+  BrokerList address;
   try {
-    address = BrokerAddress::parse(config.broker);
+    address = BrokerList::parse(config.broker);
   } catch (const std::invalid_argument& error) {
     log.error(std::string("bad broker URL: ") + error.what());
     return 2;
@@ -107,6 +107,7 @@ int run_stage_worker(const WorkerConfig& config, const std::atomic<bool>& stop,
   options.prefetch = config.prefetch;
   options.connection.heartbeat = std::chrono::seconds(config.heartbeat_seconds);
   options.connection.delivery_limit = config.delivery_limit;
+  options.connection.quorum_group_size = config.quorum_group_size;
   options.connection.client_name = "imgpipe-" + config.role;
   options.on_held_changed = [metrics](std::size_t held) { metrics->deliveries_in_flight(held); };
   options.on_cancelled_dropped = [metrics] { metrics->cancelled_dropped(); };

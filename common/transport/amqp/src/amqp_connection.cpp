@@ -322,7 +322,8 @@ Connection::Connection(const BrokerAddress& address, const ConnectionOptions& op
   const timeval rpc_timeout = to_timeval(options.rpc_timeout);
   s.check("set RPC timeout", amqp_set_rpc_timeout(s.get(), &rpc_timeout));
 
-  // connection_name shows up in the broker's logs and `rabbitmqctl list_connections`. The capability
+  // connection_name shows up in the broker's logs and `rabbitmqctl list_connections`, with the node we
+  // asked for, so an operator sees which node of a cluster each client is on. The capability
   // connection.blocked (rabbitmq-c 0.11 does not advertise it; it merges ours into its own) makes the broker
   // tell us when an alarm stops it reading our publishes, instead of leaving us to guess from missing
   // confirms.
@@ -333,7 +334,8 @@ Connection::Connection(const BrokerAddress& address, const ConnectionOptions& op
   std::array<amqp_table_entry_t, 2> property_entries{};
   property_entries[0].key = amqp_cstring_bytes("connection_name");
   property_entries[0].value.kind = AMQP_FIELD_KIND_UTF8;
-  property_entries[0].value.value.bytes = bytes_of(options.client_name);
+  const std::string connection_name = options.client_name + "@" + address.node();
+  property_entries[0].value.value.bytes = bytes_of(connection_name);
   property_entries[1].key = amqp_cstring_bytes("capabilities");
   property_entries[1].value.kind = AMQP_FIELD_KIND_TABLE;
   property_entries[1].value.value.table = {1, &capability};

@@ -2,6 +2,7 @@
 #include "imgpipe/transport/amqp/broker_session.hpp"
 
 #include "amqp_connection.hpp"
+#include "node_cycle.hpp"
 #include "topology.hpp"
 
 #include <algorithm>
@@ -10,13 +11,16 @@ namespace imgpipe {
 
 struct BrokerSession::Impl {
   BrokerOptions options;
-  amqp::Connection connection;
+  std::string node;  // before `owned`, which sets it
+  std::unique_ptr<amqp::Connection> owned;
+  amqp::Connection& connection;
   bool confirms = false;
-  Impl(const BrokerAddress& address, const BrokerOptions& opts) : options(opts), connection(address, opts) {}
+  Impl(const BrokerList& brokers, const BrokerOptions& opts)
+      : options(opts), owned(amqp::connect_to_any(brokers, opts, &node)), connection(*owned) {}
 };
 
-BrokerSession::BrokerSession(const BrokerAddress& address, const BrokerOptions& options)
-    : impl_(std::make_unique<Impl>(address, options)) {}
+BrokerSession::BrokerSession(const BrokerList& brokers, const BrokerOptions& options)
+    : impl_(std::make_unique<Impl>(brokers, options)) {}
 
 BrokerSession::~BrokerSession() = default;
 
@@ -78,8 +82,12 @@ void BrokerSession::delete_queue(const std::string& queue) {
   impl_->connection.delete_queue(queue);
 }
 
-void declare_topology(const BrokerAddress& address, const BrokerOptions& options) {
-  BrokerSession(address, options).declare_topology();
+std::string BrokerSession::node() const {
+  return impl_->node;
+}
+
+void declare_topology(const BrokerList& brokers, const BrokerOptions& options) {
+  BrokerSession(brokers, options).declare_topology();
 }
 
 }  // namespace imgpipe

@@ -6,6 +6,7 @@
 #include "backoff.hpp"
 #include "confirm_tracker.hpp"
 #include "imgpipe/messages/cancellation.hpp"
+#include "node_cycle.hpp"
 #include "topology.hpp"
 
 #include <deque>
@@ -40,12 +41,14 @@ struct JobChannel::Impl {
     int attempts = 1;
   };
 
-  BrokerAddress address;
+  BrokerList brokers;
   PublisherOptions options;
   std::string job_id;
   std::string result_queue;
   LogFn log;
 
+  std::optional<amqp::NodeCycle> nodes;
+  std::string node;  // of the live connection
   std::unique_ptr<amqp::Connection> connection;
   std::uint64_t epoch = 0;
   std::uint64_t reconnects = 0;
@@ -66,7 +69,7 @@ struct JobChannel::Impl {
   }
 
   // One attempt: connect, declare, consume results, replay unconfirmed publishes.
-  void connect() {
+  void connect(const BrokerAddress& address) {
     auto fresh = std::make_unique<amqp::Connection>(address, options);
     topology::declare_pipeline(*fresh, options);
     // From the stream's start, so a cancel issued while we were away (or before we started) is seen too.
@@ -85,44 +88,66 @@ struct JobChannel::Impl {
            "republished " + std::to_string(unconfirmed.size()) + " unconfirmed messages for job " + job_id);
     }
     connection = std::move(fresh);
+    node = address.node();
     ++epoch;
   }
 
   void ensure_connected() {
     if (connection) return;
+    if (!nodes) nodes.emplace(brokers, options.first_node);
+    const bool several = nodes->size() > 1;
     const auto patience = epoch == 0 ? std::min(options.give_up_first_connect_after, options.give_up_after)
                                      : options.give_up_after;
     const auto give_up_at = Clock::now() + patience;
     Backoff backoff(250ms, max_backoff);
+    nodes->new_round();
     while (true) {
+      const BrokerAddress& address = nodes->current();
       std::string failure;
       try {
-        connect();
+        connect(address);
+        nodes->new_round();
         if (epoch > 1) {
           ++reconnects;
-          emit("info", "job " + job_id + " reconnected to " + address.redacted());
+          emit("info", "job " + job_id + " reconnected to " + address.node() + " (" + address.redacted() + ")");
+        } else {
+          emit("info", "job " + job_id + " connected to " + address.node());
         }
         return;
       } catch (const BrokerUnreachable& error) {
         failure = error.what();
       }
+      if (!nodes->failed()) {
+        emit("warn", failure + "; trying " + nodes->current().node());
+        continue;
+      }
+      nodes->new_round();
       const auto delay = backoff.next();
       if (Clock::now() + delay > give_up_at) {
-        throw BrokerUnreachable("broker " + address.redacted() + " unreachable for " +
-                                std::to_string(patience.count()) + " s, giving up: " + failure);
+        throw BrokerUnreachable((several ? "brokers " + brokers.node_names() : "broker " + address.redacted()) +
+                                " unreachable for " + std::to_string(patience.count()) +
+                                " s, giving up: " + failure);
       }
-      emit("warn", failure + "; retrying in " + std::to_string(delay.count()) + " ms");
+      emit("warn", failure + (several ? "; no broker of " + brokers.node_names() + " answered" : std::string()) +
+                       "; retrying in " + std::to_string(delay.count()) + " ms");
       std::this_thread::sleep_for(delay);
     }
   }
 
-  // The results we held were never acked: the broker redelivers them on the next connection.
-  void drop_connection() {
+  // The connection was lost: the results we held were never acked, and the broker redelivers them on the
+  // next connection to that node. The next node of the list is tried first; this one comes last.
+  void drop_connection(const std::string& why) {
     connection.reset();
     blocked = false;  // a new connection starts unblocked; the broker tells it again if the alarm persists
     results.clear();
     consumer_tag.clear();
     cancellations_tag.clear();
+    const std::string lost = std::exchange(node, {});
+    if (nodes) {
+      nodes->lost();
+      emit("warn", "lost " + lost + ": " + why + "; " +
+                       (nodes->size() > 1 ? "trying " + nodes->current().node() : "reconnecting"));
+    }
   }
 
   void take_cancel_record(const IncomingMessage& delivery) {
@@ -142,8 +167,7 @@ struct JobChannel::Impl {
       try {
         return operation();
       } catch (const BrokerUnreachable& error) {
-        emit("warn", std::string(error.what()) + "; reconnecting");
-        drop_connection();
+        drop_connection(error.what());
       }
     }
   }
@@ -194,9 +218,9 @@ struct JobChannel::Impl {
   }
 };
 
-JobChannel::JobChannel(BrokerAddress address, PublisherOptions options, std::string job_id, LogFn log)
+JobChannel::JobChannel(BrokerList brokers, PublisherOptions options, std::string job_id, LogFn log)
     : impl_(std::make_unique<Impl>()) {
-  impl_->address = std::move(address);
+  impl_->brokers = std::move(brokers);
   impl_->options = options;
   impl_->result_queue = queues::results_for(job_id);
   impl_->job_id = std::move(job_id);
@@ -221,7 +245,7 @@ void JobChannel::publish(OutgoingMessage message, int confirm_window) {
     while (j.unconfirmed.size() >= window) {
       if (j.blocked) give_up_at = Clock::now() + j.options.give_up_after;
       if (Clock::now() >= give_up_at) {
-        throw BrokerError("job " + j.job_id + ": no publisher confirms from " + j.address.redacted() +
+        throw BrokerError("job " + j.job_id + ": no publisher confirms from " + j.node +
                           " for " + std::to_string(j.options.give_up_after.count()) + " s");
       }
       j.pump(until(give_up_at));
@@ -269,8 +293,7 @@ void JobChannel::ack(std::uint64_t delivery_tag) {
     j.connection->ack(delivery_tag & broker_tag_mask);
   } catch (const BrokerUnreachable& error) {
     // The result stays unacked and comes back after the reconnect; consumers de-duplicate.
-    j.emit("warn", std::string(error.what()) + "; the result will be redelivered");
-    j.drop_connection();
+    j.drop_connection(std::string(error.what()) + " (the result will be redelivered)");
   }
 }
 
@@ -295,6 +318,10 @@ bool JobChannel::blocked() const {
 
 std::uint64_t JobChannel::reconnects() const {
   return impl_->reconnects;
+}
+
+std::string JobChannel::node() const {
+  return impl_->node;
 }
 
 }  // namespace imgpipe

@@ -8,6 +8,7 @@
 #include "confirm_tracker.hpp"
 #include "event_fd.hpp"
 #include "imgpipe/messages/cancellation.hpp"
+#include "node_cycle.hpp"
 #include "imgpipe/pipeline/stage_graph.hpp"
 #include "topology.hpp"
 
@@ -17,6 +18,7 @@
 #include <cerrno>
 #include <deque>
 #include <map>
+#include <mutex>
 #include <system_error>
 #include <thread>
 
@@ -31,6 +33,8 @@ struct WorkerCounters {
   std::atomic<std::uint64_t> published{0};
   std::atomic<std::uint64_t> reconnects{0};
   std::atomic<std::uint64_t> dropped_cancelled{0};
+  mutable std::mutex node_mutex;
+  std::string node;  // guarded by node_mutex: stats() reads it from other threads
   std::uint64_t confirmed_deliveries = 0;  // IO thread only: deliveries whose outputs were all confirmed
 };
 
@@ -314,17 +318,22 @@ class WorkerSession {
 }  // namespace
 
 struct QueueWorker::Impl {
-  BrokerAddress address;
+  BrokerList brokers;
   WorkerOptions options;
   DeliveryHandler handler;
   LogFn log;
   WorkerCounters counters;
   CancelledJobs cancelled;  // outlives connections: each reconnect reads the stream again
+
+  void set_node(std::string node) {
+    std::lock_guard lock(counters.node_mutex);
+    counters.node = std::move(node);
+  }
 };
 
-QueueWorker::QueueWorker(BrokerAddress address, WorkerOptions options, DeliveryHandler handler, LogFn log)
+QueueWorker::QueueWorker(BrokerList brokers, WorkerOptions options, DeliveryHandler handler, LogFn log)
     : impl_(std::make_unique<Impl>()) {
-  impl_->address = std::move(address);
+  impl_->brokers = std::move(brokers);
   impl_->options = std::move(options);
   impl_->handler = std::move(handler);
   impl_->log = std::move(log);
@@ -337,30 +346,58 @@ void QueueWorker::run(const std::atomic<bool>& stop) {
   EventFd wake;
   ComputeSlot compute(w.handler, wake);
   Backoff backoff(250ms, w.options.max_backoff);
+  amqp::NodeCycle nodes(w.brokers, w.options.connection.first_node);
+  const bool several = nodes.size() > 1;
   std::uint64_t epoch = 0;
   bool connected_before = false;
   while (!stop) {
+    const BrokerAddress& node = nodes.current();
+    bool connected = false;
     try {
-      WorkerSession session(w.address, w.options, w.log, w.counters, w.cancelled, ++epoch, compute, wake);
+      WorkerSession session(node, w.options, w.log, w.counters, w.cancelled, ++epoch, compute, wake);
+      connected = true;
       if (connected_before) ++w.counters.reconnects;
       connected_before = true;
       backoff.reset();
-      emit(w.log, "info", "consuming " + w.options.queue + " on " + w.address.redacted());
+      nodes.new_round();
+      w.set_node(node.node());
+      emit(w.log, "info",
+           "connected to " + node.node() + ": consuming " + w.options.queue + " on " + node.redacted() +
+               " as " + w.options.connection.client_name + "@" + node.node());
       session.run(stop);
       emit(w.log, "info", "stopped consuming " + w.options.queue);
       return;
     } catch (const BrokerError& error) {
-      const auto delay = backoff.next();
-      emit(w.log, "warn",
-           std::string(error.what()) + "; reconnecting in " + std::to_string(delay.count()) + " ms");
-      sleep_unless_stopped(delay, stop);
+      w.set_node({});
+      if (connected) {
+        // Lost: the next node first; this one comes last in the new round.
+        nodes.lost();
+        const auto delay = backoff.next();
+        emit(w.log, "warn",
+             "lost " + node.node() + ": " + error.what() + "; " +
+                 (several ? "trying " + nodes.current().node() + ", " : std::string()) + "reconnecting in " +
+                 std::to_string(delay.count()) + " ms");
+        sleep_unless_stopped(delay, stop);
+      } else if (!nodes.failed()) {
+        emit(w.log, "warn", std::string(error.what()) + "; trying " + nodes.current().node());
+      } else {
+        nodes.new_round();
+        const auto delay = backoff.next();
+        emit(w.log, "warn",
+             std::string(error.what()) +
+                 (several ? "; no broker of " + w.brokers.node_names() + " answered" : std::string()) +
+                 "; reconnecting in " + std::to_string(delay.count()) + " ms" +
+                 (several ? " to " + nodes.current().node() : std::string()));
+        sleep_unless_stopped(delay, stop);
+      }
     }
   }
 }
 
 QueueWorker::Stats QueueWorker::stats() const {
+  std::lock_guard lock(impl_->counters.node_mutex);
   return {impl_->counters.handled.load(), impl_->counters.published.load(), impl_->counters.reconnects.load(),
-          impl_->counters.dropped_cancelled.load()};
+          impl_->counters.dropped_cancelled.load(), impl_->counters.node};
 }
 
 }  // namespace imgpipe

@@ -7,10 +7,15 @@ namespace imgpipe::topology {
 void declare_stage_queue(amqp::Connection& connection, const std::string& name, const QueueSetup& setup) {
   // Quorum queues count redeliveries; without x-delivery-limit (3.10 has no default) a poison message
   // would cycle forever.
-  connection.declare_queue(name, {{"x-queue-type", std::string("quorum")},
-                                  {"x-delivery-limit", std::int64_t{setup.delivery_limit}},
-                                  {"x-dead-letter-exchange", std::string(queues::dead_letter_exchange)},
-                                  {"x-dead-letter-routing-key", name}});
+  amqp::Arguments arguments{{"x-queue-type", std::string("quorum")},
+                            {"x-delivery-limit", std::int64_t{setup.delivery_limit}},
+                            {"x-dead-letter-exchange", std::string(queues::dead_letter_exchange)},
+                            {"x-dead-letter-routing-key", name}};
+  // Only when asked: a queue declared without it refuses a re-declare with it (406), and the reverse.
+  if (setup.quorum_group_size > 0) {
+    arguments.emplace_back("x-quorum-initial-group-size", std::int64_t{setup.quorum_group_size});
+  }
+  connection.declare_queue(name, arguments);
   connection.bind_queue(queues::dead, queues::dead_letter_exchange, name);
   connection.bind_exchange(queues::dead_letters_by_job, queues::dead_letter_exchange, name);
 }

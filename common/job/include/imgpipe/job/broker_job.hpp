@@ -38,7 +38,7 @@ struct BrokerJobSettings {
 // cancelled by `imgpipe cancel` publishes no more and answers every image still without a result with the
 // error "cancelled" (the results that arrived before stay). Returns the job id. Throws BrokerError when the
 // broker cannot be reached or the job stalls.
-std::string run_broker_job(const BrokerAddress& address, const std::vector<JobInput>& inputs,
+std::string run_broker_job(const BrokerList& address, const std::vector<JobInput>& inputs,
                            const BrokerJobSettings& settings, JobResults& results, const LogFn& log);
 
 }  // namespace imgpipe

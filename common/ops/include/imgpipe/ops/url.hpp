@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace imgpipe {
 
@@ -48,5 +49,10 @@ struct UserinfoSpan {
   std::size_t end = 0;
 };
 std::optional<UserinfoSpan> find_userinfo(std::string_view url);
+
+// A comma-separated list of URLs ("amqp://a/v,amqp://b/v") cut into its URLs: a ',' starts a new URL only
+// when a scheme and "://" follow it, so a comma elsewhere (a host list, an escaped password) stays where it
+// is. One URL gives a list of one; an empty text gives one empty entry.
+std::vector<std::string_view> split_url_list(std::string_view text);
 
 }  // namespace imgpipe

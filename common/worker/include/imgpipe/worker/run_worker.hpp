@@ -26,6 +26,7 @@ struct WorkerConfig {
   int threads = 0;
   int heartbeat_seconds = 30;
   int delivery_limit = 5;
+  int quorum_group_size = 0;  // x-quorum-initial-group-size of the stage queues; 0 = the broker's default
   bool with_preprocess = false;  // also run the stages before `role`, from the first (the fused node)
   bool verbose = false;
   std::int64_t max_pixels = 100'000'000;

@@ -19,7 +19,9 @@ inline void add_worker_flags(CLI::App& app, WorkerConfig& config, SecretUrlFlags
   config.models = default_model_dir();
   add_secret_url_flags(
       app, broker_flags,
-      std::string("Broker URL, amqp[s]://user@host:port/vhost (default ") + kDefaultBroker + ")");
+      std::string("Broker URL, amqp[s]://user@host:port/vhost, or several for a cluster: "
+                  "amqp[s]://user@host1:port,host2:port/vhost (default ") +
+          kDefaultBroker + ")");
   app.add_option("--models", config.models, "Model store folder")
       ->envname("IMGPIPE_MODELS")
       ->capture_default_str();
@@ -53,6 +55,12 @@ inline void add_worker_flags(CLI::App& app, WorkerConfig& config, SecretUrlFlags
                  "Deliveries before a failing message is dead-lettered")
       ->envname("IMGPIPE_DELIVERY_LIMIT")
       ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  app.add_option("--quorum-group-size", config.quorum_group_size,
+                 "Replicas of each stage queue in a cluster (x-quorum-initial-group-size); 0: the broker's "
+                 "default (3, or every node of a smaller cluster). Every worker and submit must agree")
+      ->envname("IMGPIPE_QUORUM_GROUP_SIZE")
+      ->check(CLI::Range(0, 99))
       ->capture_default_str();
   app.add_option("--max-pixels", config.max_pixels, "Largest source image accepted, in pixels")
       ->envname("IMGPIPE_MAX_PIXELS")

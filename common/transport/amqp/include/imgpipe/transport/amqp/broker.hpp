@@ -14,7 +14,9 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -53,13 +55,23 @@ struct ConnectionOptions {
   // Bound on each synchronous request (declare, qos, consume). Generous: quorum queue declares wait for a
   // leader election right after a broker restart.
   std::chrono::seconds rpc_timeout{30};
-  std::string client_name = "imgpipe";  // shown by the broker (rabbitmqctl list_connections, management UI)
+  // Shown by the broker (rabbitmqctl list_connections, management UI) as the connection_name
+  // "CLIENT_NAME@host:port", naming the node the client connected to.
+  std::string client_name = "imgpipe";
+  // Which node of a broker list to try first (an index, taken modulo the list's size); unset: a random one,
+  // so replicas started alike spread over a cluster's nodes.
+  std::optional<std::size_t> first_node;
 };
 
 // How imgpipe's queues are declared. Every client that declares them must agree: RabbitMQ refuses a queue
 // re-declared with other arguments (406 PRECONDITION_FAILED).
 struct QueueSetup {
   int delivery_limit = 5;                                              // x-delivery-limit on the stage queues
+  // x-quorum-initial-group-size of the stage queues: how many nodes hold a replica. 0 leaves it out, and
+  // RabbitMQ 3.10 takes its quorum_cluster_size setting (3 by default); a size above the number of
+  // cluster nodes gives every node one, so 3 works on a single node too. The broker compares it on every
+  // re-declare like the other arguments: every client must give the same value (or all none).
+  int quorum_group_size = 0;
   std::chrono::milliseconds result_queue_ttl{std::chrono::hours(24)};  // x-expires of a job's result queue
 };
 

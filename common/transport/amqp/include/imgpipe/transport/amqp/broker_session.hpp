@@ -12,13 +12,14 @@
 namespace imgpipe {
 
 // Opens a connection and declares the pipeline topology.
-void declare_topology(const BrokerAddress& address, const BrokerOptions& options);
+void declare_topology(const BrokerList& brokers, const BrokerOptions& options);
 
 // No reconnects, and heartbeats are serviced only inside its calls: idle longer than two heartbeats and the
-// broker drops it.
+// broker drops it. Given several brokers it connects to the first that answers, starting at
+// options.first_node or a random one; BrokerUnreachable when none does.
 class BrokerSession {
  public:
-  BrokerSession(const BrokerAddress& address, const BrokerOptions& options);
+  BrokerSession(const BrokerList& brokers, const BrokerOptions& options);
   ~BrokerSession();
   BrokerSession(const BrokerSession&) = delete;
   BrokerSession& operator=(const BrokerSession&) = delete;
@@ -40,6 +41,7 @@ class BrokerSession {
   // or does not confirm within `timeout`.
   void publish(const OutgoingMessage& message, std::chrono::seconds timeout = std::chrono::seconds(30));
   void delete_queue(const std::string& queue);
+  std::string node() const;  // host:port of the node this session is connected to
 
  private:
   struct Impl;

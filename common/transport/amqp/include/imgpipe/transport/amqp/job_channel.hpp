@@ -13,12 +13,15 @@ namespace imgpipe {
 
 // Publish batches with a bounded confirm window, and consume the job's result queue. Survives a broker
 // restart: reconnects, re-declares, republishes what was unconfirmed (consumers de-duplicate), and gives up
-// with BrokerUnreachable after options.give_up_after.
+// with BrokerUnreachable after options.give_up_after. Given several brokers (a cluster's nodes) it starts at
+// options.first_node or a random one, and after losing a connection moves to the next node, where it
+// re-declares the topology and its result queue, consumes it, and republishes; it backs off only when no
+// node of the list answered.
 // Not thread-safe: one thread owns a JobChannel. The connection is serviced only inside its calls, so an
 // idle gap longer than twice the heartbeat costs a transparent reconnect on the next call.
 class JobChannel {
  public:
-  JobChannel(BrokerAddress address, PublisherOptions options, std::string job_id, LogFn log);
+  JobChannel(BrokerList brokers, PublisherOptions options, std::string job_id, LogFn log);
   ~JobChannel();
   JobChannel(const JobChannel&) = delete;
   JobChannel& operator=(const JobChannel&) = delete;
@@ -44,6 +47,8 @@ class JobChannel {
   // job will get no more results: `imgpipe cancel` deleted its result queue.
   bool cancelled() const;
   std::uint64_t reconnects() const;
+  // host:port of the node the channel is connected to; empty while it has no connection.
+  std::string node() const;
 
  private:
   struct Impl;

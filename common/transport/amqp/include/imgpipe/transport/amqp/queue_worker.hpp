@@ -44,8 +44,10 @@ using DeliveryHandler = std::function<std::vector<OutgoingMessage>(const Incomin
 
 // Consumes one queue until `stop` becomes true. One IO thread owns the connection and keeps it serviced
 // (heartbeats, confirms) while handlers run on a compute thread, so a batch longer than the heartbeat
-// interval never drops the connection. Reconnects with exponential backoff after any connection failure,
-// re-declares the topology and QoS, and lets unacked deliveries be redelivered by the broker.
+// interval never drops the connection. Given several brokers (the nodes of a cluster) it connects to one,
+// starting at options.connection.first_node or a random one and trying the others in turn; after a
+// connection failure it moves to the next node, re-declares the topology and QoS and consumes again there,
+// backing off exponentially only when no node of the list answered; the broker redelivers what was unacked.
 // On stop, the batch in flight is finished, published, confirmed and acked before run() returns.
 // A worker of a stage queue of the pipeline also reads the stream of cancel records (queues::cancelled)
 // from its start before it consumes, and keeps reading it: a delivery whose x-imgpipe-job names a cancelled
@@ -54,7 +56,7 @@ using DeliveryHandler = std::function<std::vector<OutgoingMessage>(const Incomin
 // (messages/cancellation.hpp).
 class QueueWorker {
  public:
-  QueueWorker(BrokerAddress address, WorkerOptions options, DeliveryHandler handler, LogFn log);
+  QueueWorker(BrokerList brokers, WorkerOptions options, DeliveryHandler handler, LogFn log);
   ~QueueWorker();
   QueueWorker(const QueueWorker&) = delete;
   QueueWorker& operator=(const QueueWorker&) = delete;
@@ -66,6 +68,7 @@ class QueueWorker {
     std::uint64_t published = 0;
     std::uint64_t reconnects = 0;
     std::uint64_t dropped_cancelled = 0;  // deliveries of cancelled jobs dropped unhandled
+    std::string node;                     // host:port of the node it is consuming on; empty between
   };
   Stats stats() const;
 
