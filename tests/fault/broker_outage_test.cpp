@@ -3,7 +3,8 @@
 //
 // A quorum queue declared about a second before a kill -9 may find no leader after the restart (its Raft
 // log was not on disk yet), and then every declare of it times out. StageQueues declares the stage queues
-// when the scenario starts, long before the broker goes down; the result queues are classic queues.
+// when the scenario starts, long before the broker goes down; a job's result queue (quorum too) is declared
+// when the job starts, seconds before the fault.
 #include <catch2/catch.hpp>
 
 #include <cmath>
