@@ -406,7 +406,8 @@ struct StreamedJob {
 // Results a streamed job holds at most before it pauses publishing (broker_job.hpp): about 10 MB.
 constexpr std::size_t kMaxHeldResults = 65536;
 
-// Fills `prepared`'s run and output for a streamed job; `skip` (may be empty) names inputs not to publish.
+// Fills `prepared`'s run and output for a streamed job; `publish` (may be empty) says which unanswered inputs
+// to publish (a resumed job skips those published and awaited).
 void stream_job(PreparedJob& prepared, const std::shared_ptr<StreamedJob>& streamed, const ToolOptions& tool,
                 const JobOptions& job, const JobSettings& settings,
                 std::function<bool(const JobInput&)> publish) {
